@@ -1,0 +1,56 @@
+# MLSKit: one entry point for building, testing and the demo.
+# `make demo` runs the Python demo; `make test` runs every check.
+
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+LIB := $(TARGET_DIR)/debug/libmlskit.so
+BINDGEN := $(TARGET_DIR)/debug/uniffi-bindgen
+PYPKG := bindings/python/src/mlskit
+
+.PHONY: help build bindings bindings-python venv lint test test-rust test-python demo wheel clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## Build the debug cdylib and the bindgen
+	$(CARGO) build --lib --bin uniffi-bindgen
+
+bindings: bindings-python ## Generate every language's bindings (never committed)
+
+bindings-python: build ## Generate the Python module next to the library
+	$(BINDGEN) generate --library $(LIB) --language python --no-format --out-dir $(PYPKG)
+	cp $(LIB) $(PYPKG)/
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet pytest==8.4.2 mypy==1.18.2 maturin==1.9.6
+
+venv: $(VPY) ## Create the Python venv with pytest, mypy and maturin
+
+lint: venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	@if grep -rn uniffi src/core; then echo "src/core must not mention uniffi" >&2; exit 1; fi
+	cd bindings/python && ../../$(VPY) -m mypy --strict --ignore-missing-imports src/mlskit/__init__.py tests examples
+
+test-rust: ## Rust unit and integration tests
+	$(CARGO) test
+
+test-python: venv bindings-python ## Python tests against the freshly built library
+	cd bindings/python && ../../$(VPY) -m pytest -q tests
+
+test: lint test-rust test-python ## Everything: lint, Rust tests, Python tests
+
+demo: venv bindings-python ## Three members, SQLite files, a restart: prints a transcript
+	$(VPY) bindings/python/examples/demo.py
+
+wheel: venv ## Build the release wheel with maturin into bindings/python/dist
+	cd bindings/python && ../../$(VENV)/bin/maturin build --release --out dist
+
+clean: ## Remove build output and generated bindings
+	$(CARGO) clean
+	rm -rf $(VENV) $(PYPKG)/mlskit.py $(PYPKG)/*.so

@@ -1,0 +1,834 @@
+//! One group: a lock around the OpenMLS group, every operation one atomic batch.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use openmls::prelude::*;
+use openmls::schedule::{PreSharedKeyId, Psk};
+use openmls_basic_credential::SignatureKeyPair;
+
+use crate::core::client::{finish, lock, ClientCore};
+use crate::core::config::custom_extensions;
+use crate::core::error::{self, CoreError};
+use crate::core::message::{self, credential_identity};
+use crate::core::storage::codec;
+use crate::core::storage::overlay::Overlay;
+use crate::core::storage::provider::Provider;
+use crate::core::storage::Write;
+
+/// The messages an own commit produces.
+#[derive(Clone, Debug)]
+pub struct CommitOutput {
+    pub commit: Vec<u8>,
+    pub welcome: Option<Vec<u8>>,
+    pub group_info: Option<Vec<u8>>,
+}
+
+/// Who sent a message or proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SenderInfo {
+    Member { index: u32, identity: Vec<u8> },
+    External { index: u32 },
+    NewMemberProposal,
+    NewMemberCommit,
+}
+
+/// What a proposal asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalKind {
+    Add {
+        identity: Vec<u8>,
+        signature_key: Vec<u8>,
+    },
+    Update,
+    Remove {
+        index: u32,
+        identity: Option<Vec<u8>>,
+    },
+    PreSharedKey {
+        psk_id: Vec<u8>,
+    },
+    GroupContextExtensions {
+        custom_extensions: Vec<(u16, Vec<u8>)>,
+    },
+    Custom {
+        proposal_type: u16,
+        payload: Vec<u8>,
+    },
+    ExternalInit,
+    ReInit,
+    SelfRemove,
+}
+
+/// A proposal with its sender and reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposalInfo {
+    pub kind: ProposalKind,
+    pub sender: SenderInfo,
+    pub proposal_ref: Vec<u8>,
+}
+
+/// Everything a commit does, for the app to check before merging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub sender: SenderInfo,
+    pub new_epoch: u64,
+    pub proposals: Vec<ProposalInfo>,
+    pub has_path: bool,
+    pub self_removed: bool,
+    /// Custom group context extensions after the commit, if it changes them.
+    pub new_custom_extensions: Option<Vec<(u16, Vec<u8>)>>,
+}
+
+/// What `process_message` found.
+pub enum Received {
+    Application {
+        sender: SenderInfo,
+        plaintext: Vec<u8>,
+        aad: Vec<u8>,
+        epoch: u64,
+    },
+    Proposal(ProposalInfo),
+    Commit(Arc<IncomingCommit>),
+    /// Our own message, echoed back by the Delivery Service.
+    OwnMessage,
+}
+
+/// How a proposal is referenced by the commit that includes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalMode {
+    ByReference,
+    ByValue,
+}
+
+/// A proposal to make.
+#[derive(Clone, Debug)]
+pub enum NewProposal {
+    Add(Vec<u8>),
+    Remove(u32),
+    SelfUpdate,
+    ExternalPsk(Vec<u8>),
+    GroupContextExtensions(Vec<(u16, Vec<u8>)>),
+    Custom {
+        proposal_type: u16,
+        payload: Vec<u8>,
+    },
+}
+
+struct Slot {
+    /// `None` means "load from storage before use".
+    mls: Option<MlsGroup>,
+    /// Bumped on every write, so a staged incoming commit knows if it went stale.
+    generation: u64,
+    deleted: bool,
+}
+
+/// The shared, locked handle of one group.
+pub struct GroupHandle {
+    client: Arc<ClientCore>,
+    id: Vec<u8>,
+    slot: Mutex<Slot>,
+}
+
+fn panic_error() -> CoreError {
+    CoreError::internal("a panic inside OpenMLS was caught; the group was reloaded from storage")
+}
+
+impl GroupHandle {
+    pub(crate) fn new(client: Arc<ClientCore>, id: Vec<u8>, mls: Option<MlsGroup>) -> Self {
+        Self {
+            client,
+            id,
+            slot: Mutex::new(Slot {
+                mls,
+                generation: 0,
+                deleted: false,
+            }),
+        }
+    }
+
+    pub(crate) fn load_from(storage: &Overlay, id: &[u8]) -> Result<MlsGroup, CoreError> {
+        match MlsGroup::load(storage, &GroupId::from_slice(id)) {
+            Ok(Some(group)) => Ok(group),
+            Ok(None) => Err(CoreError::UnknownGroup),
+            Err(e) => Err(e.0),
+        }
+    }
+
+    fn ensure_loaded<'s>(&self, slot: &'s mut Slot) -> Result<&'s mut MlsGroup, CoreError> {
+        if slot.deleted {
+            return Err(CoreError::UnknownGroup);
+        }
+        if slot.mls.is_none() {
+            let provider = self.client.provider();
+            slot.mls = Some(finish(
+                &provider,
+                Self::load_from(provider.storage(), &self.id),
+            )?);
+        }
+        slot.mls
+            .as_mut()
+            .ok_or_else(|| CoreError::internal("group slot empty after load"))
+    }
+
+    /// Runs a read-only query on the loaded group.
+    pub fn read<T>(&self, query: impl FnOnce(&MlsGroup) -> T) -> Result<T, CoreError> {
+        let mut slot = lock(&self.slot);
+        let mls = self.ensure_loaded(&mut slot)?;
+        Ok(query(mls))
+    }
+
+    /// Runs `op` with the group, a fresh overlay and our signer; commits its
+    /// writes as one batch, or on any failure drops them and reloads the group.
+    fn mutate<T>(
+        &self,
+        op: impl FnOnce(&mut MlsGroup, &Provider, &SignatureKeyPair) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let mut slot = lock(&self.slot);
+        let provider = self.client.provider();
+        let outcome = {
+            let client = &self.client;
+            self.ensure_loaded(&mut slot).and_then(|mls| {
+                let signer =
+                    client.signer(mls.ciphersuite().signature_algorithm(), provider.overlay())?;
+                catch_unwind(AssertUnwindSafe(|| op(mls, &provider, &signer)))
+                    .unwrap_or_else(|_| Err(panic_error()))
+            })
+        };
+        let wrote = !provider.overlay().is_empty();
+        match finish(&provider, outcome).and_then(|v| provider.overlay().flush().map(|_| v)) {
+            Ok(v) => {
+                if wrote {
+                    slot.generation += 1;
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                slot.mls = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The group id.
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
+
+    /// Encrypts an application message with optional authenticated data.
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            if mls.pending_proposals().next().is_some() {
+                return Err(CoreError::PendingProposals);
+            }
+            mls.set_aad(aad.to_vec());
+            let out = mls
+                .create_message(provider, signer, plaintext)
+                .map_err(|e| match e {
+                    CreateMessageError::GroupStateError(s) => error::from_state_error(&s),
+                    other => CoreError::validation(other),
+                })?;
+            message::serialize(&out)
+        })
+    }
+
+    fn key_packages(&self, key_packages: &[Vec<u8>]) -> Result<Vec<KeyPackage>, CoreError> {
+        if key_packages.is_empty() {
+            return Err(CoreError::validation("no key packages given"));
+        }
+        key_packages
+            .iter()
+            .map(|b| message::validate_key_package(&self.client.crypto, b))
+            .collect()
+    }
+
+    /// Stages a commit adding members; merge it once the Delivery Service accepts it.
+    pub fn add_members(&self, key_packages: &[Vec<u8>]) -> Result<CommitOutput, CoreError> {
+        let kps = self.key_packages(key_packages)?;
+        self.mutate(|mls, provider, signer| {
+            let (commit, welcome, info) =
+                mls.add_members(provider, signer, &kps)
+                    .map_err(|e| match e {
+                        AddMembersError::GroupStateError(s) => error::from_state_error(&s),
+                        other => CoreError::validation(other),
+                    })?;
+            output(
+                &commit,
+                Some(&welcome),
+                info.map(MlsMessageOut::from).as_ref(),
+            )
+        })
+    }
+
+    /// Stages a commit removing the members at these leaf indices.
+    pub fn remove_members(&self, indices: &[u32]) -> Result<CommitOutput, CoreError> {
+        if indices.is_empty() {
+            return Err(CoreError::validation("no members given"));
+        }
+        self.mutate(|mls, provider, signer| {
+            for index in indices {
+                if mls.member(LeafNodeIndex::new(*index)).is_none() {
+                    return Err(CoreError::UnknownMember { index: *index });
+                }
+            }
+            let leaves: Vec<LeafNodeIndex> =
+                indices.iter().map(|i| LeafNodeIndex::new(*i)).collect();
+            let (commit, welcome, info) =
+                mls.remove_members(provider, signer, &leaves)
+                    .map_err(|e| match e {
+                        RemoveMembersError::GroupStateError(s) => error::from_state_error(&s),
+                        other => CoreError::validation(other),
+                    })?;
+            output(
+                &commit,
+                welcome.as_ref(),
+                info.map(MlsMessageOut::from).as_ref(),
+            )
+        })
+    }
+
+    /// Stages a commit that refreshes our own leaf keys (post-compromise security).
+    pub fn self_update(&self) -> Result<CommitOutput, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            let bundle = mls
+                .self_update(provider, signer, LeafNodeParameters::default())
+                .map_err(|e| match e {
+                    SelfUpdateError::GroupStateError(s) => error::from_state_error(&s),
+                    other => CoreError::validation(other),
+                })?;
+            bundle_output(bundle)
+        })
+    }
+
+    /// Proposes our own removal; another member must commit it.
+    pub fn leave(&self) -> Result<Vec<u8>, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            let out = mls.leave_group(provider, signer).map_err(|e| match e {
+                LeaveGroupError::GroupStateError(s) => error::from_state_error(&s),
+                other => CoreError::validation(other),
+            })?;
+            message::serialize(&out)
+        })
+    }
+
+    /// The group context extensions with the custom ones replaced by `custom`.
+    fn with_custom_extensions(
+        mls: &MlsGroup,
+        custom: &[(u16, Vec<u8>)],
+    ) -> Result<Extensions<GroupContext>, CoreError> {
+        let mut list: Vec<Extension> = mls
+            .extensions()
+            .iter()
+            .filter(|e| !matches!(e, Extension::Unknown(..)))
+            .cloned()
+            .collect();
+        list.extend(custom_extensions(custom)?);
+        Extensions::from_vec(list).map_err(CoreError::validation)
+    }
+
+    /// Stages a commit that sets the group's custom context extensions.
+    pub fn update_custom_extensions(
+        &self,
+        custom: &[(u16, Vec<u8>)],
+    ) -> Result<CommitOutput, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            let extensions = Self::with_custom_extensions(mls, custom)?;
+            let bundle = mls
+                .commit_builder()
+                .propose_group_context_extensions(extensions)
+                .map_err(CoreError::validation)?
+                .load_psks(provider.storage())
+                .map_err(CoreError::validation)?
+                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .map_err(CoreError::validation)?
+                .stage_commit(provider)
+                .map_err(CoreError::validation)?;
+            bundle_output(bundle)
+        })
+    }
+
+    /// Sends a proposal; returns the message and the proposal reference.
+    pub fn propose(
+        &self,
+        proposal: NewProposal,
+        mode: ProposalMode,
+    ) -> Result<(Vec<u8>, Vec<u8>), CoreError> {
+        let kp = match &proposal {
+            NewProposal::Add(bytes) => {
+                Some(message::validate_key_package(&self.client.crypto, bytes)?)
+            }
+            _ => None,
+        };
+        self.mutate(|mls, provider, signer| {
+            let ref_or_value = match mode {
+                ProposalMode::ByReference => ProposalOrRefType::Reference,
+                ProposalMode::ByValue => ProposalOrRefType::Proposal,
+            };
+            let propose = match proposal {
+                NewProposal::Add(_) => {
+                    Propose::Add(kp.ok_or_else(|| CoreError::internal("key package missing"))?)
+                }
+                NewProposal::Remove(index) => {
+                    if mls.member(LeafNodeIndex::new(index)).is_none() {
+                        return Err(CoreError::UnknownMember { index });
+                    }
+                    Propose::Remove(index)
+                }
+                NewProposal::SelfUpdate => {
+                    if mode == ProposalMode::ByValue {
+                        return Err(CoreError::validation(
+                            "an update proposal can only be sent by reference",
+                        ));
+                    }
+                    Propose::Update(LeafNodeParameters::default())
+                }
+                NewProposal::ExternalPsk(psk_id) => {
+                    let id = PreSharedKeyId::new(
+                        mls.ciphersuite(),
+                        provider.rand(),
+                        Psk::External(openmls::schedule::ExternalPsk::new(psk_id)),
+                    )
+                    .map_err(CoreError::internal)?;
+                    Propose::PreSharedKey(id)
+                }
+                NewProposal::GroupContextExtensions(custom) => {
+                    Propose::GroupContextExtensions(Self::with_custom_extensions(mls, &custom)?)
+                }
+                NewProposal::Custom {
+                    proposal_type,
+                    payload,
+                } => Propose::Custom(CustomProposal::new(proposal_type, payload)),
+            };
+            let (out, proposal_ref) = mls
+                .propose(provider, signer, propose, ref_or_value)
+                .map_err(|e| match e {
+                    ProposalError::GroupStateError(s) => error::from_state_error(&s),
+                    other => CoreError::validation(other),
+                })?;
+            Ok((message::serialize(&out)?, proposal_ref.as_slice().to_vec()))
+        })
+    }
+
+    /// Stages a commit of every pending proposal.
+    pub fn commit_pending_proposals(&self) -> Result<CommitOutput, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            let (commit, welcome, info) = mls
+                .commit_to_pending_proposals(provider, signer)
+                .map_err(|e| match e {
+                    CommitToPendingProposalsError::GroupStateError(s) => {
+                        error::from_state_error(&s)
+                    }
+                    other => CoreError::validation(other),
+                })?;
+            output(
+                &commit,
+                welcome.as_ref(),
+                info.map(MlsMessageOut::from).as_ref(),
+            )
+        })
+    }
+
+    /// Applies our staged commit after the Delivery Service accepted it.
+    pub fn merge_pending_commit(&self) -> Result<(), CoreError> {
+        self.mutate(|mls, provider, _| {
+            if mls.pending_commit().is_none() {
+                return Err(CoreError::NoPendingCommit);
+            }
+            mls.merge_pending_commit(provider).map_err(|e| match e {
+                MergePendingCommitError::MlsGroupStateError(s) => error::from_state_error(&s),
+                other => CoreError::validation(other),
+            })
+        })
+    }
+
+    /// Drops our staged commit after the Delivery Service refused it.
+    pub fn clear_pending_commit(&self) -> Result<(), CoreError> {
+        self.mutate(|mls, provider, _| {
+            if mls.pending_commit().is_none() {
+                return Err(CoreError::NoPendingCommit);
+            }
+            mls.clear_pending_commit(provider.storage())
+                .map_err(|e| e.0)
+        })
+    }
+
+    /// Drops every pending proposal.
+    pub fn clear_pending_proposals(&self) -> Result<(), CoreError> {
+        self.mutate(|mls, provider, _| {
+            mls.clear_pending_proposals(provider.storage())
+                .map_err(|e| e.0)
+        })
+    }
+
+    /// Processes an incoming group message.
+    pub fn process_message(self: &Arc<Self>, bytes: &[u8]) -> Result<Received, CoreError> {
+        let protocol: ProtocolMessage = match message::parse(bytes)?.extract() {
+            MlsMessageBodyIn::PublicMessage(m) => m.into(),
+            MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+            _ => {
+                return Err(CoreError::malformed(
+                    "not a group message (PublicMessage or PrivateMessage)",
+                ))
+            }
+        };
+        let mut slot = lock(&self.slot);
+        let generation = slot.generation;
+        let mls = self.ensure_loaded(&mut slot)?;
+        if protocol.group_id().as_slice() != self.id.as_slice() {
+            return Err(CoreError::WrongGroup);
+        }
+        let epochs = (protocol.epoch().as_u64(), mls.epoch().as_u64());
+        if epochs.0 > epochs.1 || (protocol.is_handshake_message() && epochs.0 != epochs.1) {
+            return Err(CoreError::WrongEpoch {
+                message_epoch: epochs.0,
+                group_epoch: epochs.1,
+            });
+        }
+        let provider = self.client.provider();
+        let processed = match catch_unwind(AssertUnwindSafe(|| {
+            mls.process_message(&provider, protocol)
+        })) {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                slot.mls = None;
+                return finish(&provider, Err(error::from_process_error(&e, epochs)));
+            }
+            Err(_) => {
+                slot.mls = None;
+                return Err(panic_error());
+            }
+        };
+        let sender = sender_info(mls, processed.sender());
+        let aad = processed.aad().to_vec();
+        let epoch = processed.epoch().as_u64();
+        let outcome = match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => Ok(Received::Application {
+                sender,
+                plaintext: app.into_bytes(),
+                aad,
+                epoch,
+            }),
+            ProcessedMessageContent::ProposalMessage(qp)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(qp) => {
+                let info = proposal_info(mls, &qp);
+                mls.store_pending_proposal(provider.storage(), *qp)
+                    .map_err(|e| e.0)
+                    .map(|_| Received::Proposal(info))
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let summary = commit_summary(mls, &staged, sender);
+                match codec::encode(&*staged) {
+                    Ok(staged_bytes) => {
+                        // The group in memory has consumed ratchet secrets that are
+                        // not stored yet: hand it to the staged commit and reload.
+                        let live = slot.mls.take().map(|m| (m, *staged));
+                        return Ok(Received::Commit(Arc::new(IncomingCommit {
+                            group: self.clone(),
+                            generation,
+                            summary,
+                            pending: Mutex::new(Some(PendingMerge {
+                                live,
+                                staged_bytes,
+                                writes: provider.overlay().batch(),
+                            })),
+                        })));
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ProcessedMessageContent::OwnPrivateMessage
+            | ProcessedMessageContent::OwnPendingCommit => Ok(Received::OwnMessage),
+            #[allow(unreachable_patterns)]
+            _ => Err(CoreError::validation("unsupported message content")),
+        };
+        let wrote = !provider.overlay().is_empty();
+        match finish(&provider, outcome).and_then(|v| provider.overlay().flush().map(|_| v)) {
+            Ok(v) => {
+                if wrote {
+                    slot.generation += 1;
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                slot.mls = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Derives a secret from the current epoch (RFC 9420 exporter).
+    pub fn export_secret(
+        &self,
+        label: &str,
+        context: &[u8],
+        length: u32,
+    ) -> Result<Vec<u8>, CoreError> {
+        if length == 0 || length > 1024 {
+            return Err(CoreError::validation("length must be 1..=1024"));
+        }
+        let crypto = &self.client.crypto;
+        self.read(|mls| mls.export_secret(crypto, label, context, length as usize))?
+            .map_err(CoreError::validation)
+    }
+
+    /// The epoch authenticator of the current epoch.
+    pub fn epoch_authenticator(&self) -> Result<Vec<u8>, CoreError> {
+        self.read(|mls| mls.epoch_authenticator().as_slice().to_vec())
+    }
+
+    /// A signed GroupInfo for external joiners.
+    pub fn export_group_info(&self, with_ratchet_tree: bool) -> Result<Vec<u8>, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            let info = mls
+                .export_group_info(provider.crypto(), signer, with_ratchet_tree)
+                .map_err(CoreError::validation)?;
+            message::serialize(&info)
+        })
+    }
+
+    /// The public ratchet tree, for joiners when it is not sent in-band.
+    pub fn export_ratchet_tree(&self) -> Result<Vec<u8>, CoreError> {
+        use openmls::prelude::tls_codec::Serialize as _;
+        self.read(|mls| mls.export_ratchet_tree().tls_serialize_detached())?
+            .map_err(CoreError::internal)
+    }
+
+    /// Pending proposals, in the order they were received.
+    pub fn pending_proposals(&self) -> Result<Vec<ProposalInfo>, CoreError> {
+        self.read(|mls| {
+            mls.pending_proposals()
+                .map(|qp| proposal_info(mls, qp))
+                .collect()
+        })
+    }
+
+    /// What our staged commit does, if one is pending.
+    pub fn pending_commit(&self) -> Result<Option<CommitSummary>, CoreError> {
+        self.read(|mls| {
+            mls.pending_commit().map(|staged| {
+                let me = SenderInfo::Member {
+                    index: mls.own_leaf_index().u32(),
+                    identity: self.client.identity.clone(),
+                };
+                commit_summary(mls, staged, me)
+            })
+        })
+    }
+
+    /// Deletes the group from storage (one batch, index included).
+    pub(crate) fn delete(&self) -> Result<(), CoreError> {
+        let mut slot = lock(&self.slot);
+        let provider = self.client.provider();
+        let outcome = self.ensure_loaded(&mut slot).and_then(|mls| {
+            mls.delete(provider.storage()).map_err(|e| e.0)?;
+            self.client.index_group(provider.overlay(), &self.id, false)
+        });
+        match finish(&provider, outcome).and_then(|_| provider.overlay().flush()) {
+            Ok(()) => {
+                slot.mls = None;
+                slot.deleted = true;
+                slot.generation += 1;
+                Ok(())
+            }
+            Err(e) => {
+                slot.mls = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+struct PendingMerge {
+    /// The processed group and commit, if nothing reloaded them since.
+    live: Option<(MlsGroup, StagedCommit)>,
+    /// The staged commit, to rebuild it after a failed merge.
+    staged_bytes: Vec<u8>,
+    /// The writes processing made (ratchet state), applied only with the merge.
+    writes: Vec<Write>,
+}
+
+/// An incoming commit, processed but not applied: nothing is written until `merge`.
+pub struct IncomingCommit {
+    group: Arc<GroupHandle>,
+    generation: u64,
+    summary: CommitSummary,
+    pending: Mutex<Option<PendingMerge>>,
+}
+
+impl IncomingCommit {
+    /// What the commit does.
+    pub fn summary(&self) -> &CommitSummary {
+        &self.summary
+    }
+
+    /// Applies the commit: one atomic batch. After a storage failure it can be retried.
+    pub fn merge(&self) -> Result<(), CoreError> {
+        let group = &self.group;
+        let mut slot = lock(&group.slot);
+        let mut pending = lock(&self.pending);
+        if slot.deleted {
+            return Err(CoreError::UnknownGroup);
+        }
+        let Some(state) = pending.as_mut() else {
+            return Err(CoreError::StagedCommitOutdated);
+        };
+        if slot.generation != self.generation {
+            return Err(CoreError::StagedCommitOutdated);
+        }
+        let provider = Provider::new(
+            &group.client.crypto,
+            Overlay::with_writes(group.client.backend.clone(), state.writes.clone()),
+        );
+        let outcome = (|| {
+            let (mut mls, staged) = match state.live.take() {
+                Some(live) => live,
+                None => (
+                    GroupHandle::load_from(provider.storage(), &group.id)?,
+                    codec::decode::<StagedCommit>(b"staged commit", &state.staged_bytes)?,
+                ),
+            };
+            catch_unwind(AssertUnwindSafe(|| {
+                mls.merge_staged_commit(&provider, staged)
+            }))
+            .map_err(|_| panic_error())?
+            .map_err(CoreError::validation)?;
+            Ok(mls)
+        })();
+        match finish(&provider, outcome).and_then(|m| provider.overlay().flush().map(|_| m)) {
+            Ok(mls) => {
+                slot.mls = Some(mls);
+                slot.generation += 1;
+                *pending = None;
+                Ok(())
+            }
+            Err(e) => {
+                slot.mls = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the commit without writing anything; the message can be processed again.
+    pub fn discard(&self) {
+        *lock(&self.pending) = None;
+    }
+}
+
+fn output(
+    commit: &MlsMessageOut,
+    welcome: Option<&MlsMessageOut>,
+    info: Option<&MlsMessageOut>,
+) -> Result<CommitOutput, CoreError> {
+    Ok(CommitOutput {
+        commit: message::serialize(commit)?,
+        welcome: welcome.map(message::serialize).transpose()?,
+        group_info: info.map(message::serialize).transpose()?,
+    })
+}
+
+fn bundle_output(bundle: CommitMessageBundle) -> Result<CommitOutput, CoreError> {
+    let (commit, welcome, info) = bundle.into_messages();
+    output(&commit, welcome.as_ref(), info.as_ref())
+}
+
+fn sender_info(mls: &MlsGroup, sender: &Sender) -> SenderInfo {
+    match sender {
+        Sender::Member(index) => SenderInfo::Member {
+            index: index.u32(),
+            identity: mls
+                .member(*index)
+                .map(credential_identity)
+                .unwrap_or_default(),
+        },
+        // The index has no public getter; its serde form is the bare number.
+        Sender::External(index) => SenderInfo::External {
+            index: codec::encode(index)
+                .and_then(|b| codec::decode::<u32>(b"sender index", &b))
+                .unwrap_or(u32::MAX),
+        },
+        Sender::NewMemberProposal => SenderInfo::NewMemberProposal,
+        Sender::NewMemberCommit => SenderInfo::NewMemberCommit,
+    }
+}
+
+fn proposal_kind(mls: &MlsGroup, proposal: &Proposal) -> ProposalKind {
+    match proposal {
+        Proposal::Add(add) => {
+            let leaf = add.key_package().leaf_node();
+            ProposalKind::Add {
+                identity: credential_identity(leaf.credential()),
+                signature_key: leaf.signature_key().as_slice().to_vec(),
+            }
+        }
+        Proposal::Update(_) => ProposalKind::Update,
+        Proposal::Remove(remove) => ProposalKind::Remove {
+            index: remove.removed().u32(),
+            identity: mls.member(remove.removed()).map(credential_identity),
+        },
+        Proposal::PreSharedKey(psk) => ProposalKind::PreSharedKey {
+            psk_id: external_psk_id(psk).unwrap_or_default(),
+        },
+        Proposal::GroupContextExtensions(gce) => ProposalKind::GroupContextExtensions {
+            custom_extensions: custom_of(gce.extensions()),
+        },
+        Proposal::Custom(custom) => ProposalKind::Custom {
+            proposal_type: custom.proposal_type(),
+            payload: custom.payload().to_vec(),
+        },
+        Proposal::ExternalInit(_) => ProposalKind::ExternalInit,
+        Proposal::ReInit(_) => ProposalKind::ReInit,
+        Proposal::SelfRemove => ProposalKind::SelfRemove,
+        #[allow(unreachable_patterns)]
+        _ => ProposalKind::ReInit,
+    }
+}
+
+fn custom_of(extensions: &Extensions<GroupContext>) -> Vec<(u16, Vec<u8>)> {
+    extensions
+        .iter()
+        .filter_map(|e| match e {
+            Extension::Unknown(t, data) => Some((*t, data.0.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn proposal_info(mls: &MlsGroup, qp: &QueuedProposal) -> ProposalInfo {
+    ProposalInfo {
+        kind: proposal_kind(mls, qp.proposal()),
+        sender: sender_info(mls, qp.sender()),
+        proposal_ref: qp.proposal_reference_ref().as_slice().to_vec(),
+    }
+}
+
+fn commit_summary(mls: &MlsGroup, staged: &StagedCommit, sender: SenderInfo) -> CommitSummary {
+    let new_custom = staged
+        .queued_proposals()
+        .any(|qp| matches!(qp.proposal(), Proposal::GroupContextExtensions(_)))
+        .then(|| custom_of(staged.group_context().extensions()));
+    CommitSummary {
+        sender,
+        new_epoch: staged.epoch().as_u64(),
+        proposals: staged
+            .queued_proposals()
+            .map(|qp| proposal_info(mls, qp))
+            .collect(),
+        has_path: staged.update_path_leaf_node().is_some(),
+        self_removed: staged.self_removed(),
+        new_custom_extensions: new_custom,
+    }
+}
+
+/// The external PSK id of a PSK proposal. The proposal has no public getter;
+/// its TLS encoding is exactly that of the `PreSharedKeyId` it holds.
+fn external_psk_id(proposal: &PreSharedKeyProposal) -> Option<Vec<u8>> {
+    use openmls::prelude::tls_codec::{DeserializeBytes, Serialize as _};
+    let bytes = proposal.tls_serialize_detached().ok()?;
+    match PreSharedKeyId::tls_deserialize_exact_bytes(&bytes)
+        .ok()?
+        .psk()
+    {
+        Psk::External(ext) => Some(ext.psk_id().to_vec()),
+        _ => None,
+    }
+}

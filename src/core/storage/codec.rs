@@ -1,0 +1,85 @@
+//! Storage keys and values.
+//!
+//! Key layout: `"mlskit" 0x00 FORMAT namespace 0x00 label 0x00 cbor(key)`, where
+//! `FORMAT` is [`FORMAT_VERSION`] and namespace is `mls` (records OpenMLS asks
+//! for, with OpenMLS's storage version in the label) or `sdk` (our own index
+//! records). Values are CBOR, which is self-describing as OpenMLS requires.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::core::error::CoreError;
+
+/// Version of the key layout and value encoding written by this SDK.
+pub const FORMAT_VERSION: u8 = 1;
+
+const PREFIX: &[u8] = b"mlskit\0";
+
+/// Namespace of a stored record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Namespace {
+    /// Records written by OpenMLS through the `StorageProvider`.
+    Mls,
+    /// Records owned by the SDK (identity, indexes).
+    Sdk,
+}
+
+impl Namespace {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Namespace::Mls => b"mls",
+            Namespace::Sdk => b"sdk",
+        }
+    }
+}
+
+/// Builds a full storage key from a namespace, a label and an already encoded key.
+pub fn key(namespace: Namespace, label: &str, encoded_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PREFIX.len() + 6 + label.len() + encoded_key.len());
+    out.extend_from_slice(PREFIX);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(namespace.tag());
+    out.push(0);
+    out.extend_from_slice(label.as_bytes());
+    out.push(0);
+    out.extend_from_slice(encoded_key);
+    out
+}
+
+/// Human-readable label of a storage key, for error messages (never the key bytes).
+pub fn describe_key(key: &[u8]) -> String {
+    let rest = key
+        .strip_prefix(PREFIX)
+        .and_then(|r| r.get(1..))
+        .unwrap_or(&[]);
+    let mut parts = rest.split(|b| *b == 0);
+    let ns = parts
+        .next()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let label = parts
+        .next()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    if label.is_empty() {
+        "unrecognised key".to_string()
+    } else {
+        format!("{ns}/{label}")
+    }
+}
+
+/// Encodes a value (or a key) as CBOR.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CoreError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| CoreError::Internal {
+        reason: format!("encoding a storage value failed: {e}"),
+    })?;
+    Ok(out)
+}
+
+/// Decodes a stored value; a value that does not decode is `StorageCorrupt`.
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, CoreError> {
+    ciborium::from_reader(bytes).map_err(|e| CoreError::StorageCorrupt {
+        key: describe_key(key),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,143 @@
+//! The write overlay: every SDK operation reads through it and writes only into
+//! it; on success its contents become exactly one atomic backend batch.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::codec::{self, Namespace};
+use super::{Backend, Write};
+use crate::core::error::CoreError;
+
+/// Buffered writes over a backend. Reads see buffered writes first.
+pub struct Overlay {
+    base: Arc<dyn Backend>,
+    writes: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The first failure seen, kept because OpenMLS masks some storage errors.
+    fault: Mutex<Option<CoreError>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding this lock can only come from our own code; the data
+    // is a plain map, so continuing with it is sound.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Overlay {
+    /// An empty overlay over `base`.
+    pub fn new(base: Arc<dyn Backend>) -> Self {
+        Self::with_writes(base, Vec::new())
+    }
+
+    /// An overlay that starts with `writes` already buffered (a staged commit's).
+    pub fn with_writes(base: Arc<dyn Backend>, writes: Vec<Write>) -> Self {
+        let overlay = Self {
+            base,
+            writes: Mutex::new(BTreeMap::new()),
+            fault: Mutex::new(None),
+        };
+        for w in writes {
+            match w {
+                Write::Put { key, value } => overlay.put(key, value),
+                Write::Delete { key } => overlay.delete(key),
+            }
+        }
+        overlay
+    }
+
+    /// The backend under this overlay.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.base
+    }
+
+    /// Remembers the first failure of this operation.
+    pub fn record(&self, error: CoreError) -> CoreError {
+        let mut fault = locked(&self.fault);
+        if fault.is_none() {
+            *fault = Some(error.clone());
+        }
+        error
+    }
+
+    /// The first storage failure seen during this operation, if any.
+    pub fn fault(&self) -> Option<CoreError> {
+        locked(&self.fault).clone()
+    }
+
+    /// Reads raw bytes: buffered writes first, then the backend.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, CoreError> {
+        if let Some(buffered) = locked(&self.writes).get(key) {
+            return Ok(buffered.clone());
+        }
+        self.base
+            .read(key)
+            .map_err(|e| self.record(CoreError::StorageBackend { reason: e.reason }))
+    }
+
+    /// Buffers a put.
+    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) {
+        locked(&self.writes).insert(key, Some(value));
+    }
+
+    /// Buffers a delete.
+    pub fn delete(&self, key: Vec<u8>) {
+        locked(&self.writes).insert(key, None);
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        locked(&self.writes).is_empty()
+    }
+
+    /// The buffered writes as a batch, in key order.
+    pub fn batch(&self) -> Vec<Write> {
+        locked(&self.writes)
+            .iter()
+            .map(|(key, value)| match value {
+                Some(value) => Write::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                None => Write::Delete { key: key.clone() },
+            })
+            .collect()
+    }
+
+    /// Sends the buffered writes to the backend as one atomic batch (none if empty).
+    pub fn flush(&self) -> Result<(), CoreError> {
+        let batch = self.batch();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.base
+            .commit(batch)
+            .map_err(|e| CoreError::StorageBackend { reason: e.reason })
+    }
+
+    /// Reads and decodes a typed value.
+    pub fn get_value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, CoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(key, &bytes)
+                .map(Some)
+                .map_err(|e| self.record(e)),
+        }
+    }
+
+    /// Encodes and buffers a typed value.
+    pub fn put_value<T: Serialize + ?Sized>(
+        &self,
+        key: Vec<u8>,
+        value: &T,
+    ) -> Result<(), CoreError> {
+        let bytes = codec::encode(value).map_err(|e| self.record(e))?;
+        self.put(key, bytes);
+        Ok(())
+    }
+
+    /// Key of an SDK-owned record.
+    pub fn sdk_key(label: &str, sub_key: &[u8]) -> Vec<u8> {
+        codec::key(Namespace::Sdk, label, sub_key)
+    }
+}

@@ -1,0 +1,16 @@
+//! The exported surface: thin wrappers that convert types and errors.
+//! Every item here becomes Kotlin, Swift and Python API; keep it documented.
+
+mod client;
+mod error;
+mod group;
+mod storage;
+mod types;
+
+pub use client::{
+    parse_message, supported_ciphersuites, validate_key_package, Client, ExternalJoin,
+};
+pub use error::{MlsError, StorageError};
+pub use group::{Group, ReceivedMessage, StagedCommit};
+pub use storage::{memory_storage, sqlite_storage, StorageBackend, StorageWrite};
+pub use types::*;

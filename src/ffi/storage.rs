@@ -1,0 +1,107 @@
+//! The host storage contract and the built-in stores.
+
+use std::sync::Arc;
+
+use crate::core::storage::memory::MemoryBackend;
+use crate::core::storage::sqlite::SqliteBackend;
+use crate::core::storage::{Backend, BackendError, Write};
+use crate::ffi::error::{MlsError, StorageError};
+
+/// One change in an atomic storage batch.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum StorageWrite {
+    /// Store `value` under `key`, replacing any previous value.
+    Put { key: Vec<u8>, value: Vec<u8> },
+    /// Remove `key`; removing an absent key is not an error.
+    Delete { key: Vec<u8> },
+}
+
+/// Where MLSKit keeps its state. Implement this in your app, or use
+/// `memory_storage()` / `sqlite_storage(path)`.
+///
+/// Contract:
+/// - `read` returns the bytes last committed under `key`, or null/None.
+/// - `commit` applies every write of the batch, in order, **atomically**:
+///   all of them or none (one database transaction). Throw/raise on failure;
+///   the reason reaches the app inside `MlsError.StorageBackend`.
+/// - Called from any thread, one call at a time per group. Must not call back
+///   into MLSKit. Values contain private keys: protect them at rest.
+#[uniffi::export(with_foreign)]
+pub trait StorageBackend: Send + Sync {
+    /// Returns the value stored under `key`, or none if it is absent.
+    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Applies all writes atomically (all or none).
+    fn commit(&self, writes: Vec<StorageWrite>) -> Result<(), StorageError>;
+}
+
+/// Adapts an exported backend (host or built-in) to the core trait.
+pub(crate) struct HostBackend(pub Arc<dyn StorageBackend>);
+
+impl Backend for HostBackend {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.0.read(key.to_vec()).map_err(to_backend_error)
+    }
+
+    fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
+        let writes = batch
+            .into_iter()
+            .map(|w| match w {
+                Write::Put { key, value } => StorageWrite::Put { key, value },
+                Write::Delete { key } => StorageWrite::Delete { key },
+            })
+            .collect();
+        self.0.commit(writes).map_err(to_backend_error)
+    }
+}
+
+fn to_backend_error(e: StorageError) -> BackendError {
+    match e {
+        StorageError::Backend { reason } => BackendError { reason },
+    }
+}
+
+/// Exposes a core backend through the exported trait.
+struct BuiltIn<B: Backend>(B);
+
+impl<B: Backend> StorageBackend for BuiltIn<B> {
+    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
+        self.0
+            .read(&key)
+            .map_err(|e| StorageError::Backend { reason: e.reason })
+    }
+
+    fn commit(&self, writes: Vec<StorageWrite>) -> Result<(), StorageError> {
+        let batch = writes
+            .into_iter()
+            .map(|w| match w {
+                StorageWrite::Put { key, value } => Write::Put { key, value },
+                StorageWrite::Delete { key } => Write::Delete { key },
+            })
+            .collect();
+        self.0
+            .commit(batch)
+            .map_err(|e| StorageError::Backend { reason: e.reason })
+    }
+}
+
+/// Where the core should read and write: built-in stores skip the FFI adapter.
+pub(crate) fn core_backend(storage: Arc<dyn StorageBackend>) -> Arc<dyn Backend> {
+    Arc::new(HostBackend(storage))
+}
+
+/// A store in process memory (`MemoryStorage`): fast, lost when the process ends.
+#[uniffi::export]
+pub fn memory_storage() -> Arc<dyn StorageBackend> {
+    Arc::new(BuiltIn(MemoryBackend::new()))
+}
+
+/// A store in one SQLite file (`SqliteStorage`), created if absent: WAL journal,
+/// one transaction per batch. Use one file per client.
+///
+/// Errors: `StorageBackend` if the file cannot be opened or is not a database.
+#[uniffi::export]
+pub fn sqlite_storage(path: String) -> Result<Arc<dyn StorageBackend>, MlsError> {
+    let backend =
+        SqliteBackend::open(&path).map_err(|e| MlsError::StorageBackend { reason: e.reason })?;
+    Ok(Arc::new(BuiltIn(backend)))
+}

@@ -1,0 +1,691 @@
+//! Plain data crossing the FFI: records and enums, with conversions from core.
+
+use crate::core::config::{self, WireFormat};
+use crate::core::group::{
+    CommitSummary, ProposalInfo as CoreProposalInfo, ProposalKind, SenderInfo,
+};
+use crate::core::message::{
+    ContentKind, MessageInfo as CoreMessageInfo, MessageKind as CoreMessageKind,
+};
+use crate::core::CoreError;
+
+/// The MLS ciphersuites MLSKit supports (RFC 9420 §17.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum Ciphersuite {
+    /// 0x0001 MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the default.
+    X25519Aes128gcmEd25519,
+    /// 0x0002 MLS_128_DHKEMP256_AES128GCM_SHA256_P256.
+    P256Aes128gcmP256,
+    /// 0x0003 MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519.
+    X25519Chacha20poly1305Ed25519,
+}
+
+impl Ciphersuite {
+    pub(crate) fn id(self) -> u16 {
+        match self {
+            Ciphersuite::X25519Aes128gcmEd25519 => 0x0001,
+            Ciphersuite::P256Aes128gcmP256 => 0x0002,
+            Ciphersuite::X25519Chacha20poly1305Ed25519 => 0x0003,
+        }
+    }
+
+    pub(crate) fn from_id(id: u16) -> Result<Self, CoreError> {
+        match id {
+            0x0001 => Ok(Ciphersuite::X25519Aes128gcmEd25519),
+            0x0002 => Ok(Ciphersuite::P256Aes128gcmP256),
+            0x0003 => Ok(Ciphersuite::X25519Chacha20poly1305Ed25519),
+            id => Err(CoreError::UnsupportedCiphersuite { id }),
+        }
+    }
+}
+
+/// The numeric RFC 9420 code of a ciphersuite (e.g. 1 for the default).
+#[uniffi::export]
+pub fn ciphersuite_code(ciphersuite: Ciphersuite) -> u16 {
+    ciphersuite.id()
+}
+
+/// How handshake messages (proposals, commits) are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum WireFormatPolicy {
+    /// Send encrypted; accept encrypted and plaintext (the default, interoperable).
+    MixedCiphertext,
+    /// Send plaintext so a Delivery Service can follow the group; accept both.
+    MixedPlaintext,
+    /// Send and accept only encrypted handshakes.
+    PureCiphertext,
+    /// Send and accept only plaintext handshakes.
+    PurePlaintext,
+}
+
+impl From<WireFormatPolicy> for WireFormat {
+    fn from(p: WireFormatPolicy) -> Self {
+        match p {
+            WireFormatPolicy::MixedCiphertext => WireFormat::MixedCiphertext,
+            WireFormatPolicy::MixedPlaintext => WireFormat::MixedPlaintext,
+            WireFormatPolicy::PureCiphertext => WireFormat::PureCiphertext,
+            WireFormatPolicy::PurePlaintext => WireFormat::PurePlaintext,
+        }
+    }
+}
+
+/// Client-wide settings.
+#[derive(Debug, Clone, Default, uniffi::Record)]
+pub struct ClientOptions {
+    /// Custom group context extension types this client supports (advertised in its key packages).
+    #[uniffi(default)]
+    pub custom_extension_types: Vec<u16>,
+    /// Custom proposal types this client supports (advertised in its key packages).
+    #[uniffi(default)]
+    pub custom_proposal_types: Vec<u16>,
+}
+
+impl From<ClientOptions> for config::ClientSettings {
+    fn from(o: ClientOptions) -> Self {
+        Self {
+            custom_extension_types: o.custom_extension_types,
+            custom_proposal_types: o.custom_proposal_types,
+        }
+    }
+}
+
+/// How to create key packages.
+#[derive(Debug, Clone, Default, uniffi::Record)]
+pub struct KeyPackageOptions {
+    /// Ciphersuite; the default is 0x0001.
+    #[uniffi(default = None)]
+    pub ciphersuite: Option<Ciphersuite>,
+    /// Validity in seconds from now (at most 84 days, the default).
+    #[uniffi(default = None)]
+    pub lifetime_seconds: Option<u64>,
+    /// A last-resort key package is not consumed by a Welcome (RFC 9420 §16.8).
+    #[uniffi(default = false)]
+    pub last_resort: bool,
+}
+
+/// How this client runs a group it joins.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct JoinOptions {
+    /// Handshake framing; the default sends encrypted and accepts both.
+    #[uniffi(default = None)]
+    pub wire_format_policy: Option<WireFormatPolicy>,
+    /// Pad encrypted messages to a multiple of this many bytes (0: no padding).
+    #[uniffi(default = 0)]
+    pub padding_size: u32,
+    /// Past epochs whose keys are kept so late application messages still decrypt.
+    #[uniffi(default = 3)]
+    pub max_past_epochs: u32,
+    /// How many earlier generations per sender may still arrive out of order.
+    #[uniffi(default = 5)]
+    pub out_of_order_tolerance: u32,
+    /// How far ahead of the expected generation a message may be.
+    #[uniffi(default = 1000)]
+    pub maximum_forward_distance: u32,
+    /// Put the ratchet tree into Welcomes and GroupInfos (interoperable default).
+    #[uniffi(default = true)]
+    pub use_ratchet_tree_extension: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        let d = config::JoinSettings::default();
+        Self {
+            wire_format_policy: None,
+            padding_size: d.padding_size,
+            max_past_epochs: d.max_past_epochs,
+            out_of_order_tolerance: d.out_of_order_tolerance,
+            maximum_forward_distance: d.maximum_forward_distance,
+            use_ratchet_tree_extension: d.use_ratchet_tree_extension,
+        }
+    }
+}
+
+impl From<JoinOptions> for config::JoinSettings {
+    fn from(o: JoinOptions) -> Self {
+        Self {
+            wire_format: o
+                .wire_format_policy
+                .map(WireFormat::from)
+                .unwrap_or_default(),
+            padding_size: o.padding_size,
+            max_past_epochs: o.max_past_epochs,
+            out_of_order_tolerance: o.out_of_order_tolerance,
+            maximum_forward_distance: o.maximum_forward_distance,
+            use_ratchet_tree_extension: o.use_ratchet_tree_extension,
+        }
+    }
+}
+
+/// A non-member allowed to send proposals (RFC 9420 §12.1.8.1).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ExternalSender {
+    /// The sender's signature public key.
+    pub signature_key: Vec<u8>,
+    /// The identity in the sender's basic credential.
+    pub identity: Vec<u8>,
+}
+
+/// A custom group context extension (type codes 0x000b and up).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GroupExtension {
+    /// The extension type code.
+    pub extension_type: u16,
+    /// The extension's bytes.
+    pub data: Vec<u8>,
+}
+
+pub(crate) fn ext_pairs(list: Vec<GroupExtension>) -> Vec<(u16, Vec<u8>)> {
+    list.into_iter()
+        .map(|e| (e.extension_type, e.data))
+        .collect()
+}
+
+fn ext_records(list: Vec<(u16, Vec<u8>)>) -> Vec<GroupExtension> {
+    list.into_iter()
+        .map(|(extension_type, data)| GroupExtension {
+            extension_type,
+            data,
+        })
+        .collect()
+}
+
+/// Everything about a new group; every field has a default.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct GroupOptions {
+    /// The group id; random if absent.
+    #[uniffi(default = None)]
+    pub group_id: Option<Vec<u8>>,
+    /// Ciphersuite; the default is 0x0001.
+    #[uniffi(default = None)]
+    pub ciphersuite: Option<Ciphersuite>,
+    /// Handshake framing; the default sends encrypted and accepts both.
+    #[uniffi(default = None)]
+    pub wire_format_policy: Option<WireFormatPolicy>,
+    /// Pad encrypted messages to a multiple of this many bytes (0: no padding).
+    #[uniffi(default = 0)]
+    pub padding_size: u32,
+    /// Past epochs whose keys are kept so late application messages still decrypt.
+    #[uniffi(default = 3)]
+    pub max_past_epochs: u32,
+    /// How many earlier generations per sender may still arrive out of order.
+    #[uniffi(default = 5)]
+    pub out_of_order_tolerance: u32,
+    /// How far ahead of the expected generation a message may be.
+    #[uniffi(default = 1000)]
+    pub maximum_forward_distance: u32,
+    /// Put the ratchet tree into Welcomes and GroupInfos.
+    #[uniffi(default = true)]
+    pub use_ratchet_tree_extension: bool,
+    /// Extension types every member must support.
+    #[uniffi(default)]
+    pub required_extension_types: Vec<u16>,
+    /// Proposal types every member must support.
+    #[uniffi(default)]
+    pub required_proposal_types: Vec<u16>,
+    /// Credential types every member must support.
+    #[uniffi(default)]
+    pub required_credential_types: Vec<u16>,
+    /// Non-members allowed to send proposals.
+    #[uniffi(default)]
+    pub external_senders: Vec<ExternalSender>,
+    /// Custom group context extensions.
+    #[uniffi(default)]
+    pub custom_extensions: Vec<GroupExtension>,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        let j = JoinOptions::default();
+        Self {
+            group_id: None,
+            ciphersuite: None,
+            wire_format_policy: None,
+            padding_size: j.padding_size,
+            max_past_epochs: j.max_past_epochs,
+            out_of_order_tolerance: j.out_of_order_tolerance,
+            maximum_forward_distance: j.maximum_forward_distance,
+            use_ratchet_tree_extension: j.use_ratchet_tree_extension,
+            required_extension_types: Vec::new(),
+            required_proposal_types: Vec::new(),
+            required_credential_types: Vec::new(),
+            external_senders: Vec::new(),
+            custom_extensions: Vec::new(),
+        }
+    }
+}
+
+impl From<GroupOptions> for config::GroupSettings {
+    fn from(o: GroupOptions) -> Self {
+        Self {
+            group_id: o.group_id,
+            ciphersuite: o.ciphersuite.map(Ciphersuite::id),
+            join: config::JoinSettings {
+                wire_format: o
+                    .wire_format_policy
+                    .map(WireFormat::from)
+                    .unwrap_or_default(),
+                padding_size: o.padding_size,
+                max_past_epochs: o.max_past_epochs,
+                out_of_order_tolerance: o.out_of_order_tolerance,
+                maximum_forward_distance: o.maximum_forward_distance,
+                use_ratchet_tree_extension: o.use_ratchet_tree_extension,
+            },
+            required_extension_types: o.required_extension_types,
+            required_proposal_types: o.required_proposal_types,
+            required_credential_types: o.required_credential_types,
+            external_senders: o
+                .external_senders
+                .into_iter()
+                .map(|s| config::ExternalSenderSpec {
+                    signature_key: s.signature_key,
+                    identity: s.identity,
+                })
+                .collect(),
+            custom_extensions: ext_pairs(o.custom_extensions),
+        }
+    }
+}
+
+/// A group member.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Member {
+    /// The member's leaf index (stable while it stays in the group).
+    pub index: u32,
+    /// The identity in the member's basic credential.
+    pub identity: Vec<u8>,
+    /// The member's signature public key.
+    pub signature_key: Vec<u8>,
+}
+
+impl From<openmls::prelude::Member> for Member {
+    fn from(m: openmls::prelude::Member) -> Self {
+        Member {
+            index: m.index.u32(),
+            identity: crate::core::message::credential_identity(&m.credential),
+            signature_key: m.signature_key,
+        }
+    }
+}
+
+/// The messages an own commit produces. Send `commit` to the group, then call
+/// `merge_pending_commit()` once the Delivery Service accepted it (or
+/// `clear_pending_commit()` if it refused); send `welcome` to new members.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CommitBundle {
+    /// The commit message for the current members.
+    pub commit: Vec<u8>,
+    /// The Welcome for added members, if any were added.
+    pub welcome: Option<Vec<u8>>,
+    /// A GroupInfo of the new epoch, for external joiners and Delivery Services.
+    pub group_info: Option<Vec<u8>>,
+}
+
+impl From<crate::core::group::CommitOutput> for CommitBundle {
+    fn from(o: crate::core::group::CommitOutput) -> Self {
+        Self {
+            commit: o.commit,
+            welcome: o.welcome,
+            group_info: o.group_info,
+        }
+    }
+}
+
+/// A proposal message and the reference a commit will use for it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProposalBundle {
+    /// The proposal message to send to the group.
+    pub message: Vec<u8>,
+    /// The proposal reference (RFC 9420 §5.2).
+    pub proposal_ref: Vec<u8>,
+}
+
+/// Whether a commit includes a proposal by reference or carries it by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ProposalMode {
+    /// Sent as its own message and committed by reference (any member may commit it).
+    ByReference,
+    /// Sent as its own message and also valid to commit inline by value.
+    ByValue,
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Sender {
+    /// A member, at this leaf index.
+    Member { index: u32, identity: Vec<u8> },
+    /// An external sender listed in the group's extension.
+    External { index: u32 },
+    /// A non-member proposing to add itself.
+    NewMemberProposal,
+    /// A non-member joining by external commit.
+    NewMemberCommit,
+}
+
+impl From<SenderInfo> for Sender {
+    fn from(s: SenderInfo) -> Self {
+        match s {
+            SenderInfo::Member { index, identity } => Sender::Member { index, identity },
+            SenderInfo::External { index } => Sender::External { index },
+            SenderInfo::NewMemberProposal => Sender::NewMemberProposal,
+            SenderInfo::NewMemberCommit => Sender::NewMemberCommit,
+        }
+    }
+}
+
+/// What a proposal asks for.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ProposalContent {
+    /// Add the member of this key package.
+    Add {
+        identity: Vec<u8>,
+        signature_key: Vec<u8>,
+    },
+    /// The sender updates its own leaf.
+    Update,
+    /// Remove the member at `index` (`identity` if it is still known).
+    Remove {
+        index: u32,
+        identity: Option<Vec<u8>>,
+    },
+    /// Inject an external pre-shared key into the next epoch.
+    PreSharedKey { psk_id: Vec<u8> },
+    /// Replace the group context extensions; the custom ones are listed.
+    GroupContextExtensions {
+        custom_extensions: Vec<GroupExtension>,
+    },
+    /// An application-defined proposal.
+    Custom {
+        proposal_type: u16,
+        payload: Vec<u8>,
+    },
+    /// Part of an external commit.
+    ExternalInit,
+    /// Re-initialize the group.
+    ReInit,
+    /// The sender removes itself.
+    SelfRemove,
+}
+
+/// A proposal with its sender and reference.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProposalInfo {
+    /// What it proposes.
+    pub content: ProposalContent,
+    /// Who proposed it.
+    pub sender: Sender,
+    /// Its proposal reference.
+    pub proposal_ref: Vec<u8>,
+}
+
+impl From<CoreProposalInfo> for ProposalInfo {
+    fn from(p: CoreProposalInfo) -> Self {
+        let content = match p.kind {
+            ProposalKind::Add {
+                identity,
+                signature_key,
+            } => ProposalContent::Add {
+                identity,
+                signature_key,
+            },
+            ProposalKind::Update => ProposalContent::Update,
+            ProposalKind::Remove { index, identity } => ProposalContent::Remove { index, identity },
+            ProposalKind::PreSharedKey { psk_id } => ProposalContent::PreSharedKey { psk_id },
+            ProposalKind::GroupContextExtensions { custom_extensions } => {
+                ProposalContent::GroupContextExtensions {
+                    custom_extensions: ext_records(custom_extensions),
+                }
+            }
+            ProposalKind::Custom {
+                proposal_type,
+                payload,
+            } => ProposalContent::Custom {
+                proposal_type,
+                payload,
+            },
+            ProposalKind::ExternalInit => ProposalContent::ExternalInit,
+            ProposalKind::ReInit => ProposalContent::ReInit,
+            ProposalKind::SelfRemove => ProposalContent::SelfRemove,
+        };
+        Self {
+            content,
+            sender: p.sender.into(),
+            proposal_ref: p.proposal_ref,
+        }
+    }
+}
+
+/// A member a commit adds.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AddedMember {
+    /// The identity in the new member's credential.
+    pub identity: Vec<u8>,
+    /// The new member's signature public key.
+    pub signature_key: Vec<u8>,
+}
+
+/// A member a commit removes.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RemovedMember {
+    /// The removed leaf index.
+    pub index: u32,
+    /// The removed member's identity, if known.
+    pub identity: Option<Vec<u8>>,
+}
+
+/// An application-defined proposal carried by a commit.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CustomProposal {
+    /// The proposal type code.
+    pub proposal_type: u16,
+    /// The proposal's bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Everything a commit does, to check before merging it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CommitInfo {
+    /// Who committed.
+    pub sender: Sender,
+    /// The epoch the group enters when the commit is merged.
+    pub new_epoch: u64,
+    /// Members added.
+    pub adds: Vec<AddedMember>,
+    /// Members removed.
+    pub removes: Vec<RemovedMember>,
+    /// Leaf indices of members whose Update proposals are committed.
+    pub updates: Vec<u32>,
+    /// External PSK ids injected.
+    pub psk_ids: Vec<Vec<u8>>,
+    /// Custom proposals committed.
+    pub custom_proposals: Vec<CustomProposal>,
+    /// The custom group context extensions after the commit, if it changes extensions.
+    pub new_custom_extensions: Option<Vec<GroupExtension>>,
+    /// Whether the commit carries a path (the committer refreshes its keys).
+    pub has_path: bool,
+    /// Whether this commit removes us.
+    pub removes_us: bool,
+    /// Every committed proposal, in order.
+    pub proposals: Vec<ProposalInfo>,
+}
+
+impl From<CommitSummary> for CommitInfo {
+    fn from(s: CommitSummary) -> Self {
+        let proposals: Vec<ProposalInfo> =
+            s.proposals.into_iter().map(ProposalInfo::from).collect();
+        let mut info = CommitInfo {
+            sender: s.sender.into(),
+            new_epoch: s.new_epoch,
+            adds: Vec::new(),
+            removes: Vec::new(),
+            updates: Vec::new(),
+            psk_ids: Vec::new(),
+            custom_proposals: Vec::new(),
+            new_custom_extensions: s.new_custom_extensions.map(ext_records),
+            has_path: s.has_path,
+            removes_us: s.self_removed,
+            proposals: Vec::new(),
+        };
+        for p in &proposals {
+            match &p.content {
+                ProposalContent::Add {
+                    identity,
+                    signature_key,
+                } => info.adds.push(AddedMember {
+                    identity: identity.clone(),
+                    signature_key: signature_key.clone(),
+                }),
+                ProposalContent::Remove { index, identity } => info.removes.push(RemovedMember {
+                    index: *index,
+                    identity: identity.clone(),
+                }),
+                ProposalContent::Update => {
+                    if let Sender::Member { index, .. } = p.sender {
+                        info.updates.push(index)
+                    }
+                }
+                ProposalContent::PreSharedKey { psk_id } => info.psk_ids.push(psk_id.clone()),
+                ProposalContent::Custom {
+                    proposal_type,
+                    payload,
+                } => info.custom_proposals.push(CustomProposal {
+                    proposal_type: *proposal_type,
+                    payload: payload.clone(),
+                }),
+                _ => {}
+            }
+        }
+        info.proposals = proposals;
+        info
+    }
+}
+
+/// A decrypted application message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ApplicationMessage {
+    /// Who sent it.
+    pub sender: Sender,
+    /// The plaintext.
+    pub plaintext: Vec<u8>,
+    /// The sender's authenticated additional data.
+    pub aad: Vec<u8>,
+    /// The epoch it was sent in.
+    pub epoch: u64,
+}
+
+/// The kind of an MLS message on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum MessageKind {
+    /// A signed, unencrypted group message.
+    PublicMessage,
+    /// An encrypted group message.
+    PrivateMessage,
+    /// An invitation for new members.
+    Welcome,
+    /// A signed description of a group, for external joins.
+    GroupInfo,
+    /// A key package.
+    KeyPackage,
+}
+
+/// The content type of a group message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ContentType {
+    /// Application data.
+    Application,
+    /// A proposal.
+    Proposal,
+    /// A commit.
+    Commit,
+}
+
+/// What a Delivery Service can read from a message without any keys.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MessageInfo {
+    /// The message kind.
+    pub kind: MessageKind,
+    /// The group id (group messages and GroupInfo).
+    pub group_id: Option<Vec<u8>>,
+    /// The epoch (group messages and GroupInfo).
+    pub epoch: Option<u64>,
+    /// The content type (group messages).
+    pub content_type: Option<ContentType>,
+    /// The ciphersuite code (Welcome, GroupInfo, KeyPackage), even if unsupported.
+    pub ciphersuite_code: Option<u16>,
+}
+
+impl From<CoreMessageInfo> for MessageInfo {
+    fn from(m: CoreMessageInfo) -> Self {
+        Self {
+            kind: match m.kind {
+                CoreMessageKind::PublicMessage => MessageKind::PublicMessage,
+                CoreMessageKind::PrivateMessage => MessageKind::PrivateMessage,
+                CoreMessageKind::Welcome => MessageKind::Welcome,
+                CoreMessageKind::GroupInfo => MessageKind::GroupInfo,
+                CoreMessageKind::KeyPackage => MessageKind::KeyPackage,
+            },
+            group_id: m.group_id,
+            epoch: m.epoch,
+            content_type: m.content_type.map(|c| match c {
+                ContentKind::Application => ContentType::Application,
+                ContentKind::Proposal => ContentType::Proposal,
+                ContentKind::Commit => ContentType::Commit,
+            }),
+            ciphersuite_code: m.ciphersuite,
+        }
+    }
+}
+
+/// Facts of a validated key package.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct KeyPackageInfo {
+    /// The identity in its credential.
+    pub identity: Vec<u8>,
+    /// Its signature public key.
+    pub signature_key: Vec<u8>,
+    /// Its ciphersuite.
+    pub ciphersuite: Ciphersuite,
+    /// Start of validity, seconds since the Unix epoch.
+    pub not_before: u64,
+    /// End of validity, seconds since the Unix epoch.
+    pub not_after: u64,
+    /// Whether it is a last-resort key package.
+    pub last_resort: bool,
+    /// Its hash reference (RFC 9420 §5.2).
+    pub hash_ref: Vec<u8>,
+}
+
+/// One of our own key packages whose private keys we hold.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OwnKeyPackage {
+    /// Its hash reference; pass it to `delete_key_package`.
+    pub hash_ref: Vec<u8>,
+    /// Its ciphersuite.
+    pub ciphersuite: Ciphersuite,
+    /// Start of validity, seconds since the Unix epoch.
+    pub not_before: u64,
+    /// End of validity, seconds since the Unix epoch.
+    pub not_after: u64,
+    /// Whether it is a last-resort key package.
+    pub last_resort: bool,
+    /// The serialized key package, as returned by `create_key_packages`.
+    pub key_package: Vec<u8>,
+}
+
+/// What a Welcome would give us, read without joining.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct WelcomeInfo {
+    /// The group id.
+    pub group_id: Vec<u8>,
+    /// The epoch we would join at.
+    pub epoch: u64,
+    /// The group's ciphersuite.
+    pub ciphersuite: Ciphersuite,
+    /// Leaf index of the member who added us.
+    pub sender_index: u32,
+    /// Our leaf index in the group.
+    pub own_index: u32,
+    /// The members we would join.
+    pub members: Vec<Member>,
+    /// External PSKs the Welcome needs (store them before joining).
+    pub external_psk_ids: Vec<Vec<u8>>,
+}
