@@ -10,7 +10,7 @@ LIB := $(TARGET_DIR)/debug/libmlskit.so
 BINDGEN := $(TARGET_DIR)/debug/uniffi-bindgen
 PYPKG := bindings/python/src/mlskit
 
-.PHONY: help build bindings bindings-python venv lint test test-rust test-python demo wheel clean
+.PHONY: help build bindings bindings-python venv lint test test-rust test-python test-wheel demo wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,7 +35,7 @@ lint: venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	@if grep -rn uniffi src/core; then echo "src/core must not mention uniffi" >&2; exit 1; fi
-	cd bindings/python && ../../$(VPY) -m mypy --strict --ignore-missing-imports src/mlskit/__init__.py tests examples
+	cd bindings/python && ../../$(VPY) -m mypy --strict --ignore-missing-imports --follow-imports=silent src/mlskit/__init__.py smoke_wheel.py tests examples
 
 test-rust: ## Rust unit and integration tests
 	$(CARGO) test
@@ -50,6 +50,12 @@ demo: venv bindings-python ## Three members, SQLite files, a restart: prints a t
 
 wheel: venv ## Build the release wheel with maturin into bindings/python/dist
 	cd bindings/python && ../../$(VENV)/bin/maturin build --release --out dist
+
+test-wheel: ## pip install ./bindings/python into a fresh venv, then use it
+	rm -rf .venv-wheel
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/python -m pip install --quiet ./bindings/python
+	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/bindings/python/smoke_wheel.py
 
 clean: ## Remove build output and generated bindings
 	$(CARGO) clean

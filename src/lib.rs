@@ -3,6 +3,11 @@
 //!
 //! `core` is pure Rust; `ffi` is the thin exported surface.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo, clippy::unimplemented)
+)]
+
 uniffi::setup_scaffolding!();
 
 pub mod core;
