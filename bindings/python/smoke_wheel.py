@@ -16,4 +16,5 @@ received = group.process_message(bob_group.encrypt(b"hi alice", b""))
 assert isinstance(received, mlskit.ReceivedMessage.APPLICATION)
 assert received.message.plaintext == b"hi alice"
 assert group.epoch_authenticator() == bob_group.epoch_authenticator()
-print("wheel smoke: 1 passed, 0 failed (", mlskit.__file__, ")")
+print("installed mlskit from", mlskit.__file__)
+print("wheel: 1 passed, 0 failed")

@@ -17,7 +17,7 @@ use crate::core::group::GroupHandle;
 use crate::core::message;
 use crate::core::storage::codec;
 use crate::core::storage::overlay::Overlay;
-use crate::core::storage::provider::Provider;
+use crate::core::storage::provider::{key_package_key, Provider};
 use crate::core::storage::Backend;
 
 const IDENTITY: &str = "identity";
@@ -165,19 +165,22 @@ impl ClientCore {
         overlay.put_value(Overlay::sdk_key(KEY_PACKAGES, b""), list)
     }
 
-    /// Drops inventory entries whose key package OpenMLS deleted in this overlay.
-    fn forget_consumed_key_packages(&self, provider: &Provider) -> Result<(), CoreError> {
-        let list = self.key_package_index(provider.overlay())?;
-        let mut kept = Vec::with_capacity(list.len());
+    /// Drops inventory entries whose key package OpenMLS deleted in this overlay
+    /// (a Welcome consumes the key package it used, unless it is last resort).
+    fn forget_consumed_key_packages(&self, overlay: &Overlay) -> Result<(), CoreError> {
+        let list = self.key_package_index(overlay)?;
+        let before = list.len();
+        let mut kept = Vec::with_capacity(before);
         for record in list {
             let kp_ref: KeyPackageRef = codec::decode(b"key package index", &record.stored_ref)?;
-            let still_there: Option<KeyPackageBundle> =
-                provider.storage().key_package(&kp_ref).map_err(|e| e.0)?;
-            if still_there.is_some() {
+            if !overlay.deleted_here(&key_package_key(&kp_ref)?) {
                 kept.push(record);
             }
         }
-        self.write_key_package_index(provider.overlay(), &kept)
+        if kept.len() != before {
+            self.write_key_package_index(overlay, &kept)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn register(self: &Arc<Self>, mls: MlsGroup) -> Arc<GroupHandle> {
@@ -468,7 +471,7 @@ impl Client {
                 .into_group(provider)
                 .map_err(|e| error::from_welcome_error(&e))?;
             inner.index_group(provider.overlay(), group.group_id().as_slice(), true)?;
-            inner.forget_consumed_key_packages(provider)?;
+            inner.forget_consumed_key_packages(provider.overlay())?;
             Ok(group)
         })?;
         Ok(inner.register(group))

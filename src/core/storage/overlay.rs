@@ -85,6 +85,11 @@ impl Overlay {
         locked(&self.writes).insert(key, None);
     }
 
+    /// Whether this operation deleted `key` (without writing it again).
+    pub fn deleted_here(&self, key: &[u8]) -> bool {
+        matches!(locked(&self.writes).get(key), Some(None))
+    }
+
     /// Whether nothing has been written.
     pub fn is_empty(&self) -> bool {
         locked(&self.writes).is_empty()

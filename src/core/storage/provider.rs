@@ -89,6 +89,11 @@ pub fn mls_key<K: Serialize + ?Sized>(label: &str, key: &K) -> R<Vec<u8>> {
     ))
 }
 
+/// Storage key of a key package bundle (as OpenMLS writes and deletes it).
+pub fn key_package_key<K: Serialize>(hash_ref: &K) -> Result<Vec<u8>, CoreError> {
+    mls_key(label::KEY_PACKAGE, hash_ref).map_err(|e| e.0)
+}
+
 impl Overlay {
     fn read_entity<T: Entity<CURRENT_VERSION>>(&self, key: &[u8]) -> R<Option<T>> {
         self.get_value(key).map_err(StorageFault)
