@@ -419,7 +419,7 @@ impl Client {
         let welcome = Self::parse_welcome(welcome)?;
         let tree = ratchet_tree.map(message::parse_ratchet_tree).transpose()?;
         let provider = self.inner.provider();
-        let result = (|| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let processed = ProcessedWelcome::new_from_welcome(
                 &provider,
                 &JoinSettings::default().join_config(),
@@ -447,7 +447,8 @@ impl Client {
                 members: staged.members().collect(),
                 external_psk_ids: psks,
             })
-        })();
+        }))
+        .unwrap_or_else(|_| Err(CoreError::malformed("the Welcome could not be decoded")));
         // The overlay (which holds the consumed key package) is dropped unwritten.
         finish(&provider, result)
     }

@@ -206,3 +206,28 @@ pub fn custom_extensions(list: &[(u16, Vec<u8>)]) -> Result<Vec<Extension>, Core
         })
         .collect()
 }
+
+/// Adds extension types to a required-capabilities extension (creating one if needed).
+pub fn require_extension_types(
+    current: Option<RequiredCapabilitiesExtension>,
+    types: &[u16],
+) -> Option<RequiredCapabilitiesExtension> {
+    if types.is_empty() {
+        return current;
+    }
+    let (mut ext, props, creds) = match &current {
+        Some(r) => (
+            r.extension_types().to_vec(),
+            r.proposal_types().to_vec(),
+            r.credential_types().to_vec(),
+        ),
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    for t in types {
+        let t = ExtensionType::from(*t);
+        if !ext.contains(&t) {
+            ext.push(t);
+        }
+    }
+    Some(RequiredCapabilitiesExtension::new(&ext, &props, &creds))
+}

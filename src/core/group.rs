@@ -8,12 +8,12 @@ use openmls::schedule::{PreSharedKeyId, Psk};
 use openmls_basic_credential::SignatureKeyPair;
 
 use crate::core::client::{finish, lock, ClientCore};
-use crate::core::config::custom_extensions;
+use crate::core::config::{custom_extensions, require_extension_types};
 use crate::core::error::{self, CoreError};
 use crate::core::message::{self, credential_identity};
 use crate::core::storage::codec;
 use crate::core::storage::overlay::Overlay;
-use crate::core::storage::provider::Provider;
+use crate::core::storage::provider::{psk_key, Provider};
 use crate::core::storage::Write;
 
 /// The messages an own commit produces.
@@ -65,7 +65,9 @@ pub enum ProposalKind {
 pub struct ProposalInfo {
     pub kind: ProposalKind,
     pub sender: SenderInfo,
-    pub proposal_ref: Vec<u8>,
+    /// `None` for a proposal a commit carries by value (it has no reference
+    /// that all members agree on).
+    pub proposal_ref: Option<Vec<u8>>,
 }
 
 /// Everything a commit does, for the app to check before merging.
@@ -311,7 +313,8 @@ impl GroupHandle {
         })
     }
 
-    /// The group context extensions with the custom ones replaced by `custom`.
+    /// The group context extensions with the custom ones replaced by `custom`;
+    /// their types are added to the required capabilities (RFC 9420 §11.1).
     fn with_custom_extensions(
         mls: &MlsGroup,
         custom: &[(u16, Vec<u8>)],
@@ -319,10 +322,24 @@ impl GroupHandle {
         let mut list: Vec<Extension> = mls
             .extensions()
             .iter()
-            .filter(|e| !matches!(e, Extension::Unknown(..)))
+            .filter(|e| {
+                !matches!(
+                    e,
+                    Extension::Unknown(..) | Extension::RequiredCapabilities(_)
+                )
+            })
             .cloned()
             .collect();
-        list.extend(custom_extensions(custom)?);
+        let custom = custom_extensions(custom)?;
+        let types: Vec<u16> = custom
+            .iter()
+            .map(|e| u16::from(e.extension_type()))
+            .collect();
+        let current = mls.extensions().required_capabilities().cloned();
+        if let Some(required) = require_extension_types(current, &types) {
+            list.push(Extension::RequiredCapabilities(required));
+        }
+        list.extend(custom);
         Extensions::from_vec(list).map_err(CoreError::validation)
     }
 
@@ -383,6 +400,14 @@ impl GroupHandle {
                     Propose::Update(LeafNodeParameters::default())
                 }
                 NewProposal::ExternalPsk(psk_id) => {
+                    let key = psk_key(&Psk::External(openmls::schedule::ExternalPsk::new(
+                        psk_id.clone(),
+                    )))?;
+                    if provider.overlay().get(&key)?.is_none() {
+                        return Err(CoreError::validation(
+                            "no external PSK with this id is stored; call store_external_psk first",
+                        ));
+                    }
                     let id = PreSharedKeyId::new(
                         mls.ciphersuite(),
                         provider.rand(),
@@ -793,12 +818,22 @@ fn custom_of(extensions: &Extensions<GroupContext>) -> Vec<(u16, Vec<u8>)> {
         .collect()
 }
 
+/// A pending (queued) proposal: it always has a reference.
 fn proposal_info(mls: &MlsGroup, qp: &QueuedProposal) -> ProposalInfo {
     ProposalInfo {
         kind: proposal_kind(mls, qp.proposal()),
         sender: sender_info(mls, qp.sender()),
-        proposal_ref: qp.proposal_reference_ref().as_slice().to_vec(),
+        proposal_ref: Some(qp.proposal_reference_ref().as_slice().to_vec()),
     }
+}
+
+/// A proposal inside a commit: by-reference ones keep their reference.
+fn committed_proposal_info(mls: &MlsGroup, qp: &QueuedProposal) -> ProposalInfo {
+    let mut info = proposal_info(mls, qp);
+    if qp.proposal_or_ref_type() == ProposalOrRefType::Proposal {
+        info.proposal_ref = None;
+    }
+    info
 }
 
 fn commit_summary(mls: &MlsGroup, staged: &StagedCommit, sender: SenderInfo) -> CommitSummary {
@@ -811,7 +846,7 @@ fn commit_summary(mls: &MlsGroup, staged: &StagedCommit, sender: SenderInfo) -> 
         new_epoch: staged.epoch().as_u64(),
         proposals: staged
             .queued_proposals()
-            .map(|qp| proposal_info(mls, qp))
+            .map(|qp| committed_proposal_info(mls, qp))
             .collect(),
         has_path: staged.update_path_leaf_node().is_some(),
         self_removed: staged.self_removed(),

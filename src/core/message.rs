@@ -59,7 +59,20 @@ pub fn parse(bytes: &[u8]) -> Result<MlsMessageIn, CoreError> {
             "message larger than {MAX_MESSAGE_BYTES} bytes"
         )));
     }
-    MlsMessageIn::tls_deserialize_exact_bytes(bytes).map_err(CoreError::malformed)
+    decode_guarded(|| MlsMessageIn::tls_deserialize_exact_bytes(bytes))
+}
+
+/// Runs a decoder on hostile bytes. tls_codec has debug assertions that fire on
+/// some truncated inputs; a decoder panic is malformed input, not a crash.
+pub fn decode_guarded<T, E: std::fmt::Display>(
+    decode: impl FnOnce() -> Result<T, E>,
+) -> Result<T, CoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(result) => result.map_err(CoreError::malformed),
+        Err(_) => Err(CoreError::malformed(
+            "the decoder rejected inconsistent lengths",
+        )),
+    }
 }
 
 /// Serializes an outgoing message.
@@ -74,7 +87,7 @@ pub fn parse_ratchet_tree(bytes: &[u8]) -> Result<RatchetTreeIn, CoreError> {
     if bytes.is_empty() {
         return Err(CoreError::malformed("empty ratchet tree"));
     }
-    RatchetTreeIn::tls_deserialize_exact_bytes(bytes).map_err(CoreError::malformed)
+    decode_guarded(|| RatchetTreeIn::tls_deserialize_exact_bytes(bytes))
 }
 
 /// Routing facts of any MLS message.
@@ -142,12 +155,14 @@ pub fn validate_key_package(crypto: &RustCrypto, bytes: &[u8]) -> Result<KeyPack
             if bytes.is_empty() {
                 return Err(CoreError::malformed("empty key package"));
             }
-            KeyPackageIn::tls_deserialize_exact_bytes(bytes).map_err(CoreError::malformed)?
+            decode_guarded(|| KeyPackageIn::tls_deserialize_exact_bytes(bytes))?
         }
     };
-    let kp = kp_in
-        .validate(crypto, ProtocolVersion::Mls10)
-        .map_err(|e| invalid(e.to_string()))?;
+    let kp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        kp_in.validate(crypto, ProtocolVersion::Mls10)
+    }))
+    .map_err(|_| invalid("validation aborted on inconsistent data".into()))?
+    .map_err(|e| invalid(e.to_string()))?;
     if !kp.life_time().has_acceptable_range() {
         return Err(invalid(
             "lifetime range is longer than RFC 9420 peers accept".into(),

@@ -122,7 +122,7 @@ impl Group {
 
     /// Encrypts an application message; `aad` is authenticated, not encrypted.
     /// One write. Errors: `PendingProposals`, `GroupInactive`.
-    #[uniffi::method(default(aad = []))]
+    #[uniffi::method(default(aad))]
     pub fn encrypt(&self, plaintext: Vec<u8>, aad: Vec<u8>) -> Result<Vec<u8>, MlsError> {
         Ok(self.inner.encrypt(&plaintext, &aad)?)
     }

@@ -413,8 +413,8 @@ pub struct ProposalInfo {
     pub content: ProposalContent,
     /// Who proposed it.
     pub sender: Sender,
-    /// Its proposal reference.
-    pub proposal_ref: Vec<u8>,
+    /// Its proposal reference; none for a proposal a commit carries by value.
+    pub proposal_ref: Option<Vec<u8>>,
 }
 
 impl From<CoreProposalInfo> for ProposalInfo {

@@ -94,6 +94,11 @@ pub fn key_package_key<K: Serialize>(hash_ref: &K) -> Result<Vec<u8>, CoreError>
     mls_key(label::KEY_PACKAGE, hash_ref).map_err(|e| e.0)
 }
 
+/// Storage key of a pre-shared key (as OpenMLS writes it).
+pub fn psk_key<K: Serialize>(psk: &K) -> Result<Vec<u8>, CoreError> {
+    mls_key(label::PSK, psk).map_err(|e| e.0)
+}
+
 impl Overlay {
     fn read_entity<T: Entity<CURRENT_VERSION>>(&self, key: &[u8]) -> R<Option<T>> {
         self.get_value(key).map_err(StorageFault)
