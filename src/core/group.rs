@@ -132,6 +132,15 @@ pub struct GroupHandle {
     slot: Mutex<Slot>,
 }
 
+/// Refuses to act for a member that a merged commit removed.
+fn ensure_active(mls: &MlsGroup) -> Result<(), CoreError> {
+    if mls.is_active() {
+        Ok(())
+    } else {
+        Err(CoreError::GroupInactive)
+    }
+}
+
 fn panic_error() -> CoreError {
     CoreError::internal("a panic inside OpenMLS was caught; the group was reloaded from storage")
 }
@@ -220,6 +229,7 @@ impl GroupHandle {
     /// Encrypts an application message with optional authenticated data.
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CoreError> {
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             if mls.pending_proposals().next().is_some() {
                 return Err(CoreError::PendingProposals);
             }
@@ -248,6 +258,7 @@ impl GroupHandle {
     pub fn add_members(&self, key_packages: &[Vec<u8>]) -> Result<CommitOutput, CoreError> {
         let kps = self.key_packages(key_packages)?;
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             let (commit, welcome, info) =
                 mls.add_members(provider, signer, &kps)
                     .map_err(|e| match e {
@@ -268,6 +279,7 @@ impl GroupHandle {
             return Err(CoreError::validation("no members given"));
         }
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             for index in indices {
                 if mls.member(LeafNodeIndex::new(*index)).is_none() {
                     return Err(CoreError::UnknownMember { index: *index });
@@ -292,6 +304,7 @@ impl GroupHandle {
     /// Stages a commit that refreshes our own leaf keys (post-compromise security).
     pub fn self_update(&self) -> Result<CommitOutput, CoreError> {
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             let bundle = mls
                 .self_update(provider, signer, LeafNodeParameters::default())
                 .map_err(|e| match e {
@@ -305,6 +318,7 @@ impl GroupHandle {
     /// Proposes our own removal; another member must commit it.
     pub fn leave(&self) -> Result<Vec<u8>, CoreError> {
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             let out = mls.leave_group(provider, signer).map_err(|e| match e {
                 LeaveGroupError::GroupStateError(s) => error::from_state_error(&s),
                 other => CoreError::validation(other),
@@ -349,6 +363,7 @@ impl GroupHandle {
         custom: &[(u16, Vec<u8>)],
     ) -> Result<CommitOutput, CoreError> {
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             let extensions = Self::with_custom_extensions(mls, custom)?;
             let bundle = mls
                 .commit_builder()
@@ -377,6 +392,7 @@ impl GroupHandle {
             _ => None,
         };
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             let ref_or_value = match mode {
                 ProposalMode::ByReference => ProposalOrRefType::Reference,
                 ProposalMode::ByValue => ProposalOrRefType::Proposal,
@@ -437,6 +453,7 @@ impl GroupHandle {
     /// Stages a commit of every pending proposal.
     pub fn commit_pending_proposals(&self) -> Result<CommitOutput, CoreError> {
         self.mutate(|mls, provider, signer| {
+            ensure_active(mls)?;
             let (commit, welcome, info) = mls
                 .commit_to_pending_proposals(provider, signer)
                 .map_err(|e| match e {
@@ -536,9 +553,17 @@ impl GroupHandle {
             ProcessedMessageContent::ProposalMessage(qp)
             | ProcessedMessageContent::ExternalJoinProposalMessage(qp) => {
                 let info = proposal_info(mls, &qp);
-                mls.store_pending_proposal(provider.storage(), *qp)
-                    .map_err(|e| e.0)
-                    .map(|_| Received::Proposal(info))
+                let known = mls
+                    .pending_proposals()
+                    .any(|p| p.proposal_reference_ref() == qp.proposal_reference_ref());
+                if known {
+                    // A re-delivered plaintext proposal (ciphertext ones fail earlier).
+                    Err(CoreError::DuplicateMessage)
+                } else {
+                    mls.store_pending_proposal(provider.storage(), *qp)
+                        .map_err(|e| e.0)
+                        .map(|_| Received::Proposal(info))
+                }
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 let summary = commit_summary(mls, &staged, sender);
@@ -717,6 +742,11 @@ impl IncomingCommit {
             }))
             .map_err(|_| panic_error())?
             .map_err(CoreError::validation)?;
+            if !mls.is_active() {
+                // Proposals of a group we left can never be committed by us.
+                mls.clear_pending_proposals(provider.storage())
+                    .map_err(|e| e.0)?;
+            }
             Ok(mls)
         })();
         match finish(&provider, outcome).and_then(|m| provider.overlay().flush().map(|_| m)) {
