@@ -146,3 +146,98 @@ impl Overlay {
         codec::key(Namespace::Sdk, label, sub_key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::storage::memory::MemoryBackend;
+    use crate::core::storage::BackendError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts commits and can refuse them.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryBackend,
+        commits: AtomicUsize,
+        refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl Backend for Counting {
+        fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+            self.inner.read(key)
+        }
+        fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(BackendError::new("refused"));
+            }
+            self.inner.commit(batch)
+        }
+    }
+
+    #[test]
+    fn reads_see_buffered_writes_and_tombstones_first() {
+        let base = Arc::new(Counting::default());
+        base.inner
+            .commit(vec![Write::Put {
+                key: b"a".to_vec(),
+                value: b"old".to_vec(),
+            }])
+            .unwrap();
+        let overlay = Overlay::new(base.clone());
+        assert_eq!(overlay.get(b"a").unwrap(), Some(b"old".to_vec()));
+        overlay.put(b"a".to_vec(), b"new".to_vec());
+        assert_eq!(overlay.get(b"a").unwrap(), Some(b"new".to_vec()));
+        overlay.delete(b"a".to_vec());
+        assert_eq!(overlay.get(b"a").unwrap(), None);
+        assert!(overlay.deleted_here(b"a"));
+        // Nothing reached the backend yet.
+        assert_eq!(base.inner.read(b"a").unwrap(), Some(b"old".to_vec()));
+        assert_eq!(base.commits.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn flush_is_one_commit_and_an_empty_overlay_none() {
+        let base = Arc::new(Counting::default());
+        let overlay = Overlay::new(base.clone());
+        overlay.flush().unwrap();
+        assert_eq!(base.commits.load(Ordering::SeqCst), 0);
+        overlay.put(b"x".to_vec(), b"1".to_vec());
+        overlay.put(b"y".to_vec(), b"2".to_vec());
+        overlay.delete(b"z".to_vec());
+        overlay.flush().unwrap();
+        assert_eq!(base.commits.load(Ordering::SeqCst), 1);
+        assert_eq!(base.inner.len(), 2);
+    }
+
+    #[test]
+    fn a_refused_flush_writes_nothing_and_reports_the_reason() {
+        let base = Arc::new(Counting::default());
+        base.refuse.store(true, Ordering::SeqCst);
+        let overlay = Overlay::new(base.clone());
+        overlay.put(b"x".to_vec(), b"1".to_vec());
+        let err = overlay.flush().unwrap_err();
+        assert_eq!(
+            err,
+            CoreError::StorageBackend {
+                reason: "refused".into()
+            }
+        );
+        assert!(base.inner.is_empty());
+    }
+
+    #[test]
+    fn a_value_that_does_not_decode_is_storage_corrupt_and_recorded() {
+        let base = Arc::new(MemoryBackend::new());
+        let key = Overlay::sdk_key("groups", b"");
+        base.commit(vec![Write::Put {
+            key: key.clone(),
+            value: vec![0xff, 0x00, 0x13],
+        }])
+        .unwrap();
+        let overlay = Overlay::new(base);
+        let err = overlay.get_value::<Vec<Vec<u8>>>(&key).unwrap_err();
+        assert!(matches!(&err, CoreError::StorageCorrupt { key, .. } if key == "sdk/groups"));
+        assert_eq!(overlay.fault(), Some(err));
+    }
+}

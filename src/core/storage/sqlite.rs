@@ -74,3 +74,67 @@ impl Backend for SqliteBackend {
         tx.commit().map_err(BackendError::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_persist_across_reopen_and_a_failed_batch_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteBackend::open(&path).unwrap();
+        store
+            .commit(vec![
+                Write::Put {
+                    key: b"a".to_vec(),
+                    value: b"1".to_vec(),
+                },
+                Write::Put {
+                    key: b"b".to_vec(),
+                    value: b"2".to_vec(),
+                },
+            ])
+            .unwrap();
+        store
+            .commit(vec![Write::Delete { key: b"b".to_vec() }])
+            .unwrap();
+        drop(store);
+
+        let store = SqliteBackend::open(&path).unwrap();
+        assert_eq!(store.read(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.read(b"b").unwrap(), None);
+
+        // Make the second statement of a batch fail: the first must not stick.
+        store
+            .conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON mlskit_kv WHEN NEW.key = x'7a' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let err = store
+            .commit(vec![
+                Write::Put {
+                    key: b"c".to_vec(),
+                    value: b"3".to_vec(),
+                },
+                Write::Put {
+                    key: b"z".to_vec(),
+                    value: b"4".to_vec(),
+                },
+            ])
+            .unwrap_err();
+        assert!(err.reason.contains("refused"));
+        assert_eq!(store.read(b"c").unwrap(), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.db");
+        std::fs::write(&path, vec![0x42; 4096]).unwrap();
+        assert!(SqliteBackend::open(&path).is_err());
+    }
+}
