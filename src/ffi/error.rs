@@ -24,7 +24,8 @@ pub enum MlsError {
         message_epoch: u64,
         group_epoch: u64,
     },
-    /// The message was already processed (a re-delivery); nothing changed.
+    /// The message's key is gone: it was already processed (a re-delivery), or it
+    /// arrived later than the out-of-order tolerance allows. Nothing changed.
     #[error("the message was already processed")]
     DuplicateMessage,
     /// The input is well-formed but MLS rules reject it (bad signature, bad proposal, ...).

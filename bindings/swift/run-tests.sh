@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the Rust library, generates the Swift bindings and runs the Swift
+# package's tests; on Linux without Swift, inside the trixie chroot of
+# swift-toolchain.sh. Run from anywhere: `bash bindings/swift/run-tests.sh`.
+# Prints a last line `swift: N passed, N failed`; exits non-zero when a test
+# failed, the build failed, or no test ran.
+#
+# Environment: CARGO_TARGET_DIR (default <repo>/target), SWIFT_TEST_ARGS
+# (extra `swift test` arguments, e.g. "--filter ThreadTests"), UNIFFI_BINDGEN
+# (another uniffi-bindgen 0.32.2 binary; default: the crate's own).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd "$HERE/../.." && pwd -P)
+TOOL="$HERE/swift-toolchain.sh"
+cd "$REPO"
+
+summary() { echo "swift: $1 passed, $2 failed"; }
+fail() { echo "run-tests: $*" >&2; summary 0 0; exit 1; }
+
+t0=$SECONDS
+bash "$TOOL" install || fail "no Swift toolchain"
+echo "run-tests: toolchain ready ($((SECONDS - t0)) s)" >&2
+
+# 1. The Rust library and the bindgen of the same build (cargo skips what is up to date).
+cargo build --lib --bin uniffi-bindgen || fail "cargo build failed"
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+TARGET=$(cd "$TARGET" && pwd -P)
+LIBDIR="$TARGET/debug"
+case "$(uname -s)" in Darwin) LIB="$LIBDIR/libmlskit.dylib" ;; *) LIB="$LIBDIR/libmlskit.so" ;; esac
+[ -f "$LIB" ] || fail "$LIB was not built"
+
+# 2. Generated code goes to gitignored paths only (see bindings/swift/.gitignore).
+GEN=$(mktemp -d)
+trap 'rm -rf "$GEN"' EXIT
+BINDGEN=${UNIFFI_BINDGEN:-$TARGET/debug/uniffi-bindgen}
+"$BINDGEN" generate --library "$LIB" --language swift --no-format \
+    --out-dir "$GEN" >"$GEN/bindgen.log" 2>&1 \
+    || { grep -m 3 -A 2 -E "panicked|^Error|error:" "$GEN/bindgen.log" >&2 || tail -n 20 "$GEN/bindgen.log" >&2
+         fail "uniffi-bindgen failed"; }
+# The generated modulemap says `use "Darwin"` (meaningless on Linux) and does
+# not link the library; this one works on Linux and macOS.
+cat >"$GEN/module.modulemap" <<'EOF'
+module MLSKitFFI {
+    header "MLSKitFFI.h"
+    link "mlskit"
+    export *
+}
+EOF
+# Copy only what changed, so that SwiftPM does not rebuild everything each run.
+install_if_changed() {
+    mkdir -p "$(dirname "$2")"
+    cmp -s "$1" "$2" || cp "$1" "$2"
+}
+install_if_changed "$GEN/MLSKit.swift" "$HERE/Sources/MLSKit/Generated/MLSKit.swift"
+install_if_changed "$GEN/MLSKitFFI.h" "$HERE/Sources/MLSKitFFI/include/MLSKitFFI.h"
+install_if_changed "$GEN/module.modulemap" "$HERE/Sources/MLSKitFFI/include/module.modulemap"
+
+# 3. swift build + swift test, in the chroot (or with the host's swift).
+BINDS=(-b "$REPO")
+case "$TARGET/" in "$REPO"/*) ;; *) BINDS+=(-b "$TARGET") ;; esac
+LOG="$GEN/swift-test.log"
+rc=0
+# shellcheck disable=SC2016
+bash "$TOOL" run "${BINDS[@]}" -e MLSKIT_LIB_DIR="$LIBDIR" -e LD_LIBRARY_PATH="$LIBDIR" \
+    -e SWIFT_TEST_ARGS="${SWIFT_TEST_ARGS:-}" -C "$HERE" -- \
+    bash -c 'swift build --build-tests && swift test --skip-build $SWIFT_TEST_ARGS' 2>&1 | tee "$LOG" \
+    || rc=$?
+
+# 4. Count results: XCTest "Test Case '…' passed/failed", Swift Testing
+# "✔ Test … passed" / "✘ Test … failed". A test that started and never
+# finished (a crash) counts as failed.
+read -r passed failed < <(awk '
+    /^Test Case .* started/                 { started++ }
+    /^Test Case .* passed/                  { passed++; done++ }
+    /^Test Case .* failed/                  { failed++; done++ }
+    / Test .* passed after / && !/Test run with/ { passed++ }
+    / Test .* failed after / && !/Test run with/ { failed++ }
+    END { if (started > done) failed += started - done; print passed + 0, failed + 0 }' "$LOG")
+echo "run-tests: $((SECONDS - t0)) s in all" >&2
+summary "$passed" "$failed"
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
