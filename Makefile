@@ -10,7 +10,7 @@ LIB := $(TARGET_DIR)/debug/libmlskit.so
 BINDGEN := $(TARGET_DIR)/debug/uniffi-bindgen
 PYPKG := bindings/python/src/mlskit
 
-.PHONY: help build bindings bindings-python venv lint test test-rust test-python test-wheel demo wheel clean
+.PHONY: help build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-wheel demo wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,11 +18,17 @@ help: ## List the targets
 build: ## Build the debug cdylib and the bindgen
 	$(CARGO) build --lib --bin uniffi-bindgen
 
-bindings: bindings-python ## Generate every language's bindings (never committed)
+bindings: bindings-python bindings-kotlin bindings-swift ## Generate every language's bindings (never committed)
 
 bindings-python: build ## Generate the Python module next to the library
 	$(BINDGEN) generate --library $(LIB) --language python --no-format --out-dir $(PYPKG)
 	cp $(LIB) $(PYPKG)/
+
+bindings-kotlin: build ## Generate the Kotlin bindings into target/bindings/kotlin
+	$(BINDGEN) generate --library $(LIB) --language kotlin --no-format --out-dir $(TARGET_DIR)/bindings/kotlin
+
+bindings-swift: build ## Generate the Swift bindings into target/bindings/swift
+	$(BINDGEN) generate --library $(LIB) --language swift --no-format --out-dir $(TARGET_DIR)/bindings/swift
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +52,16 @@ test-rust: ## Rust unit and integration tests
 test-python: venv bindings-python ## Python tests against the freshly built library
 	cd bindings/python && ../../$(VPY) -m pytest -q tests
 
-test: lint test-rust test-python ## Everything: lint, Rust tests, Python tests
+test-kotlin: build ## Kotlin/JVM tests (Maven, JUnit 5)
+	bash bindings/kotlin/run-tests.sh
+
+test-swift: build ## Swift tests (SwiftPM; on Debian in a Debian 13 chroot it creates once)
+	bash bindings/swift/run-tests.sh
+
+test-cross: build venv bindings-python ## One group, members in Python, Kotlin and Swift
+	$(VPY) tests/cross_language/run.py
+
+test: lint test-rust test-python test-kotlin test-swift test-cross ## Everything: lint, then every language's tests
 
 demo: venv bindings-python ## Three members, SQLite files, a restart: prints a transcript
 	$(VPY) bindings/python/examples/demo.py
@@ -59,6 +74,9 @@ test-wheel: ## pip install ./bindings/python into a fresh venv, then use it
 	$(PYTHON) -m venv .venv-wheel
 	.venv-wheel/bin/python -m pip install --quiet ./bindings/python
 	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/bindings/python/smoke_wheel.py
+
+# The Kotlin runner wipes bindings/kotlin/target, where the cross-language Kotlin member runs from.
+.NOTPARALLEL:
 
 clean: ## Remove build output and generated bindings
 	$(CARGO) clean

@@ -18,11 +18,9 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-LIB_DIR="${MLSKIT_LIB_DIR:-$TARGET/debug}"
-LIB_DIR="$(mkdir -p "$LIB_DIR" && cd "$LIB_DIR" && pwd)"
-GEN_DIR="$(dirname "$LIB_DIR")/bindings/kotlin"
+# ROOT, TARGET, LIB_DIR, GEN_DIR and kotlin_generate (shared with cross-member.sh).
+# shellcheck source=generate.sh
+source "$HERE/generate.sh"
 REPORTS="$HERE/target/surefire-reports"
 start=$SECONDS
 
@@ -57,23 +55,8 @@ for tool in java mvn; do
     command -v "$tool" >/dev/null || { echo "run-tests.sh: '$tool' not found (needs JDK 17+ and Maven 3.8+)" >&2; finish 1; }
 done
 
-# 1. The cdylib and the bindgen (built only if missing; `make build` normally did it).
-if [ ! -f "$LIB_DIR/libmlskit.so" ] || [ ! -x "$LIB_DIR/uniffi-bindgen" ]; then
-    if [ -n "${MLSKIT_LIB_DIR:-}" ]; then
-        echo "run-tests.sh: no libmlskit.so or uniffi-bindgen in $LIB_DIR" >&2; finish 1
-    fi
-    (cd "$ROOT" && cargo build --lib --bin uniffi-bindgen) || finish 1
-fi
-
-# 2. Fresh Kotlin bindings from that very library (generated code is never committed).
-rm -rf "$GEN_DIR"
-if ! log="$("$LIB_DIR/uniffi-bindgen" generate --library "$LIB_DIR/libmlskit.so" --language kotlin \
-        --no-format --out-dir "$GEN_DIR" 2>&1)"; then
-    echo "run-tests.sh: uniffi-bindgen failed to generate Kotlin:" >&2
-    printf '%s\n' "$log" | sed -n '1,4p' >&2
-    finish 1
-fi
-[ -f "$GEN_DIR/dev/mlskit/mlskit.kt" ] || { echo "run-tests.sh: $GEN_DIR/dev/mlskit/mlskit.kt missing" >&2; finish 1; }
+# 1. The cdylib (built only if missing) and 2. fresh Kotlin bindings from it.
+kotlin_generate run-tests.sh || finish 1
 
 # 3. Compile and test. Surefire fails when no test runs; the counts come from its reports.
 # Maven 3.8's jansi writes colour resets even in batch mode: strip them so the

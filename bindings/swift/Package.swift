@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // MLSKit for Swift on Linux and macOS: the UniFFI-generated bindings over the
-// Rust library `libmlskit`, plus thin Swift idioms (Sources/MLSKit/Extensions.swift).
+// Rust library `libmlskit`, plus thin Swift idioms (Sources/MLSKit/Extensions.swift),
+// and the executable MLSKitCrossMember of the cross-language test.
 //
 // Generate the bindings first (`bash bindings/swift/run-tests.sh` does it).
 // The Rust library is found in $MLSKIT_LIB_DIR, else in the repository's
@@ -31,6 +32,14 @@ let package = Package(
                 .linkedLibrary("mlskit"),
                 .unsafeFlags(["-L", libDir, "-Xlinker", "-rpath", "-Xlinker", libDir]),
             ]
+        ),
+        // The Swift member of the cross-language test (tests/cross_language/,
+        // run through cross-member.sh). An executable target, not a product:
+        // the library product above is unchanged.
+        .executableTarget(
+            name: "MLSKitCrossMember",
+            dependencies: ["MLSKit"],
+            path: "Sources/MLSKitCrossMember"
         ),
         .testTarget(
             name: "MLSKitTests",
