@@ -10,7 +10,7 @@ LIB := $(TARGET_DIR)/debug/libmlskit.so
 BINDGEN := $(TARGET_DIR)/debug/uniffi-bindgen
 PYPKG := bindings/python/src/mlskit
 
-.PHONY: help build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-wheel demo wheel clean
+.PHONY: help build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel check-mobile smoke-release-small android-jni xcframework demo wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,7 +61,17 @@ test-swift: build ## Swift tests (SwiftPM; on Debian in a Debian 13 chroot it cr
 test-cross: build venv bindings-python ## One group, members in Python, Kotlin and Swift
 	$(VPY) tests/cross_language/run.py
 
-test: lint test-rust test-python test-kotlin test-swift test-cross ## Everything: lint, then every language's tests
+test-fuzz: ## Fuzz every target for 10 s (nightly + cargo-fuzz; see tests/fuzz/RESULTS.md)
+	bash tests/fuzz/run.sh quick
+
+test-leaks: ## valgrind over a loop of full scenarios: zero definitely-lost bytes
+	bash tests/leaks/run.sh
+
+test-stress: venv bindings-python ## Full reliability run: 200 SIGKILLs, 8 threads x 200 operations
+	MLSKIT_KILLS=200 MLSKIT_STRESS_OPS=200 $(CARGO) test --test kill9 --test concurrency -- --nocapture
+	cd bindings/python && MLSKIT_STRESS_OPS=200 ../../$(VPY) -m pytest -q -s tests/test_threads.py
+
+test: lint test-rust test-python test-leaks test-fuzz test-kotlin test-swift test-cross ## Everything: lint, every language's tests, leaks, a short fuzz run
 
 demo: venv bindings-python ## Three members, SQLite files, a restart: prints a transcript
 	$(VPY) bindings/python/examples/demo.py
@@ -74,6 +84,21 @@ test-wheel: ## pip install ./bindings/python into a fresh venv, then use it
 	$(PYTHON) -m venv .venv-wheel
 	.venv-wheel/bin/python -m pip install --quiet ./bindings/python
 	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/bindings/python/smoke_wheel.py
+
+check-mobile: ## Compile the core for 4 Android + 5 Apple targets; parse the Gradle and SwiftPM files
+	bash android/check-mobile-targets.sh
+	bash android/check-gradle-syntax.sh
+	bash bindings/swift/swift-toolchain.sh run -b $(CURDIR) -C $(CURDIR)/ios -- swift package dump-package >/dev/null
+	@echo "ios/Package.swift: parses"
+
+smoke-release-small: ## Size profile: build the host library, generate Python from it, run a smoke (~5 min)
+	bash android/smoke-release-small.sh
+
+android-jni: ## (needs the Android NDK) the 4 libmlskit.so + Android Kotlin bindings for the AAR
+	bash android/build-jni.sh
+
+xcframework: ## (needs a Mac with Xcode) ios/MLSKitFFI.xcframework + ios/Sources/MLSKit
+	bash ios/build-xcframework.sh
 
 # The Kotlin runner wipes bindings/kotlin/target, where the cross-language Kotlin member runs from.
 .NOTPARALLEL:

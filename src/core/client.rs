@@ -16,7 +16,7 @@ use crate::core::error::{self, CoreError};
 use crate::core::group::GroupHandle;
 use crate::core::message;
 use crate::core::storage::codec;
-use crate::core::storage::overlay::Overlay;
+use crate::core::storage::overlay::{not_in_callback, Overlay};
 use crate::core::storage::provider::{key_package_key, Provider};
 use crate::core::storage::Backend;
 
@@ -125,6 +125,7 @@ impl ClientCore {
         &self,
         op: impl FnOnce(&Provider) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
+        not_in_callback()?;
         let provider = self.provider();
         let out = finish(&provider, op(&provider))?;
         provider.overlay().flush()?;
@@ -277,6 +278,7 @@ impl Client {
         }
         let cs = config::ciphersuite(settings.ciphersuite)?;
         let inner = &self.inner;
+        not_in_callback()?;
         let _index = lock(&inner.index_lock);
         inner.run(|provider| {
             let signer = inner.signer(cs.signature_algorithm(), provider.overlay())?;
@@ -320,6 +322,7 @@ impl Client {
 
     /// The key packages whose private parts we hold (not yet used by a Welcome).
     pub fn key_packages(&self) -> Result<Vec<KeyPackageRecord>, CoreError> {
+        not_in_callback()?;
         let provider = self.inner.provider();
         finish(&provider, self.inner.key_package_index(provider.overlay()))
     }
@@ -340,6 +343,7 @@ impl Client {
         pick: impl Fn(&KeyPackageRecord) -> bool,
     ) -> Result<u32, CoreError> {
         let inner = &self.inner;
+        not_in_callback()?;
         let _index = lock(&inner.index_lock);
         inner.run(|provider| {
             let list = inner.key_package_index(provider.overlay())?;
@@ -366,6 +370,7 @@ impl Client {
         let inner = &self.inner;
         let cs = config::ciphersuite(settings.ciphersuite)?;
         let extensions = config::group_context_extensions(settings)?;
+        not_in_callback()?;
         let _index = lock(&inner.index_lock);
         let group = inner.run(|provider| {
             let signer = inner.signer(cs.signature_algorithm(), provider.overlay())?;
@@ -418,6 +423,7 @@ impl Client {
     ) -> Result<WelcomeSummary, CoreError> {
         let welcome = Self::parse_welcome(welcome)?;
         let tree = ratchet_tree.map(message::parse_ratchet_tree).transpose()?;
+        not_in_callback()?;
         let provider = self.inner.provider();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let processed = ProcessedWelcome::new_from_welcome(
@@ -463,6 +469,7 @@ impl Client {
         let welcome = Self::parse_welcome(welcome)?;
         let tree = ratchet_tree.map(message::parse_ratchet_tree).transpose()?;
         let inner = &self.inner;
+        not_in_callback()?;
         let _index = lock(&inner.index_lock);
         let group = inner.run(|provider| {
             let staged =
@@ -496,6 +503,7 @@ impl Client {
             return Err(CoreError::UnsupportedCiphersuite { id: u16::from(cs) });
         }
         let inner = &self.inner;
+        not_in_callback()?;
         let _index = lock(&inner.index_lock);
         if lock(&inner.groups)
             .get(info.group_id().as_slice())
@@ -540,6 +548,7 @@ impl Client {
 
     /// The shared handle of a stored group.
     pub fn group(&self, id: &[u8]) -> Result<Arc<GroupHandle>, CoreError> {
+        not_in_callback()?;
         let inner = &self.inner;
         let mut groups = lock(&inner.groups);
         if let Some(handle) = groups.get(id).and_then(Weak::upgrade) {
@@ -554,12 +563,14 @@ impl Client {
 
     /// Ids of every stored group (read from the SDK's index, no scan).
     pub fn group_ids(&self) -> Result<Vec<Vec<u8>>, CoreError> {
+        not_in_callback()?;
         let provider = self.inner.provider();
         finish(&provider, self.inner.group_index(provider.overlay()))
     }
 
     /// Deletes a group's state from storage; live handles to it stop working.
     pub fn delete_group(&self, id: &[u8]) -> Result<(), CoreError> {
+        not_in_callback()?;
         let handle = self.group(id)?;
         let inner = &self.inner;
         let _index = lock(&inner.index_lock);

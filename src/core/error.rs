@@ -47,6 +47,9 @@ pub enum CoreError {
     StorageCorrupt { key: String, reason: String },
     #[error("storage backend failed: {reason}")]
     StorageBackend { reason: String },
+    /// A storage callback called back into MLSKit; storage callbacks must not call the SDK.
+    #[error("a storage callback called back into MLSKit; storage callbacks must not call the SDK")]
+    ReentrantCall,
     #[error("internal error: {reason}")]
     Internal { reason: String },
 }

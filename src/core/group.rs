@@ -12,7 +12,7 @@ use crate::core::config::{custom_extensions, require_extension_types};
 use crate::core::error::{self, CoreError};
 use crate::core::message::{self, credential_identity};
 use crate::core::storage::codec;
-use crate::core::storage::overlay::Overlay;
+use crate::core::storage::overlay::{not_in_callback, Overlay};
 use crate::core::storage::provider::{psk_key, Provider};
 use crate::core::storage::Write;
 
@@ -184,6 +184,7 @@ impl GroupHandle {
 
     /// Runs a read-only query on the loaded group.
     pub fn read<T>(&self, query: impl FnOnce(&MlsGroup) -> T) -> Result<T, CoreError> {
+        not_in_callback()?;
         let mut slot = lock(&self.slot);
         let mls = self.ensure_loaded(&mut slot)?;
         Ok(query(mls))
@@ -195,6 +196,7 @@ impl GroupHandle {
         &self,
         op: impl FnOnce(&mut MlsGroup, &Provider, &SignatureKeyPair) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
+        not_in_callback()?;
         let mut slot = lock(&self.slot);
         let provider = self.client.provider();
         let outcome = {
@@ -513,6 +515,7 @@ impl GroupHandle {
                 ))
             }
         };
+        not_in_callback()?;
         let mut slot = lock(&self.slot);
         let generation = slot.generation;
         let mls = self.ensure_loaded(&mut slot)?;
@@ -520,7 +523,14 @@ impl GroupHandle {
             return Err(CoreError::WrongGroup);
         }
         let epochs = (protocol.epoch().as_u64(), mls.epoch().as_u64());
-        if epochs.0 > epochs.1 || (protocol.is_handshake_message() && epochs.0 != epochs.1) {
+        // OpenMLS reports an application message of an epoch it no longer keeps
+        // as "too distant in the past", like a too-old generation: tell them apart.
+        let forgotten = epochs.0 < epochs.1
+            && max_past_epochs(mls).is_some_and(|kept| epochs.1 - epochs.0 > kept);
+        if epochs.0 > epochs.1
+            || forgotten
+            || (protocol.is_handshake_message() && epochs.0 != epochs.1)
+        {
             return Err(CoreError::WrongEpoch {
                 message_epoch: epochs.0,
                 group_epoch: epochs.1,
@@ -667,6 +677,7 @@ impl GroupHandle {
 
     /// Deletes the group from storage (one batch, index included).
     pub(crate) fn delete(&self) -> Result<(), CoreError> {
+        not_in_callback()?;
         let mut slot = lock(&self.slot);
         let provider = self.client.provider();
         let outcome = self.ensure_loaded(&mut slot).and_then(|mls| {
@@ -713,6 +724,7 @@ impl IncomingCommit {
 
     /// Applies the commit: one atomic batch. After a storage failure it can be retried.
     pub fn merge(&self) -> Result<(), CoreError> {
+        not_in_callback()?;
         let group = &self.group;
         let mut slot = lock(&group.slot);
         let mut pending = lock(&self.pending);
@@ -764,9 +776,28 @@ impl IncomingCommit {
     }
 
     /// Drops the commit without writing anything; the message can be processed again.
+    /// Called from inside a storage callback it does nothing (it cannot report
+    /// `ReentrantCall`, and waiting for the lock the callback's thread holds would deadlock).
     pub fn discard(&self) {
+        if not_in_callback().is_err() {
+            return;
+        }
         *lock(&self.pending) = None;
     }
+}
+
+/// How many past epochs' message secrets the group keeps. OpenMLS has no
+/// public getter; the join config's serde form carries it as a number
+/// (`usize::MAX` for "keep all").
+fn max_past_epochs(mls: &MlsGroup) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Kept {
+        past_epoch_deletion_policy: u64,
+    }
+    let bytes = codec::encode(mls.configuration()).ok()?;
+    codec::decode::<Kept>(b"join config", &bytes)
+        .ok()
+        .map(|k| k.past_epoch_deletion_policy)
 }
 
 fn output(

@@ -63,12 +63,17 @@ pub enum MlsError {
     /// The storage already holds a client with a different identity.
     #[error("the storage holds a different identity")]
     IdentityMismatch,
-    /// A stored value failed to decode; `key` names the record kind.
+    /// A stored value failed to decode or, under `encrypted_storage`, to
+    /// authenticate (tampered, swapped, or another key); `key` names the record kind.
     #[error("stored value for {key} is corrupt: {reason}")]
     StorageCorrupt { key: String, reason: String },
     /// The storage backend failed; `reason` is the backend's own message.
     #[error("storage backend failed: {reason}")]
     StorageBackend { reason: String },
+    /// A storage callback called back into MLSKit; storage callbacks must not
+    /// call the SDK (the call is refused instead of deadlocking). Nothing changed.
+    #[error("a storage callback called back into MLSKit; storage callbacks must not call the SDK")]
+    ReentrantCall,
     /// A bug in MLSKit or OpenMLS; please report it.
     #[error("internal error: {reason}")]
     Internal { reason: String },
@@ -102,6 +107,7 @@ impl From<CoreError> for MlsError {
             CoreError::IdentityMismatch => MlsError::IdentityMismatch,
             CoreError::StorageCorrupt { key, reason } => MlsError::StorageCorrupt { key, reason },
             CoreError::StorageBackend { reason } => MlsError::StorageBackend { reason },
+            CoreError::ReentrantCall => MlsError::ReentrantCall,
             CoreError::Internal { reason } => MlsError::Internal { reason },
         }
     }

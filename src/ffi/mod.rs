@@ -2,6 +2,7 @@
 //! Every item here becomes Kotlin, Swift and Python API; keep it documented.
 
 mod client;
+mod encrypted;
 mod error;
 mod group;
 mod storage;
@@ -10,6 +11,7 @@ mod types;
 pub use client::{
     parse_message, supported_ciphersuites, validate_key_package, Client, ExternalJoin,
 };
+pub use encrypted::*;
 pub use error::{MlsError, StorageError};
 pub use group::{Group, ReceivedMessage, StagedCommit};
 pub use storage::{memory_storage, sqlite_storage, StorageBackend, StorageWrite};

@@ -8,12 +8,29 @@ use crate::core::storage::{Backend, BackendError, Write};
 use crate::ffi::error::{MlsError, StorageError};
 
 /// One change in an atomic storage batch.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[derive(Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum StorageWrite {
     /// Store `value` under `key`, replacing any previous value.
     Put { key: Vec<u8>, value: Vec<u8> },
     /// Remove `key`; removing an absent key is not an error.
     Delete { key: Vec<u8> },
+}
+
+impl std::fmt::Debug for StorageWrite {
+    // Values hold private keys: print sizes only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageWrite::Put { key, value } => {
+                write!(
+                    f,
+                    "Put({} key bytes, {} value bytes)",
+                    key.len(),
+                    value.len()
+                )
+            }
+            StorageWrite::Delete { key } => write!(f, "Delete({} key bytes)", key.len()),
+        }
+    }
 }
 
 /// Where MLSKit keeps its state. Implement this in your app, or use
@@ -25,7 +42,8 @@ pub enum StorageWrite {
 ///   all of them or none (one database transaction). Throw/raise on failure;
 ///   the reason reaches the app inside `MlsError.StorageBackend`.
 /// - Called from any thread, one call at a time per group. Must not call back
-///   into MLSKit. Values contain private keys: protect them at rest.
+///   into MLSKit: such a call fails at once with `MlsError.ReentrantCall`.
+///   Values contain private keys: protect them at rest (see `encrypted_storage`).
 #[uniffi::export(with_foreign)]
 pub trait StorageBackend: Send + Sync {
     /// Returns the value stored under `key`, or none if it is absent.
@@ -61,7 +79,7 @@ fn to_backend_error(e: StorageError) -> BackendError {
 }
 
 /// Exposes a core backend through the exported trait.
-struct BuiltIn<B: Backend>(B);
+pub(crate) struct BuiltIn<B: Backend>(pub(crate) B);
 
 impl<B: Backend> StorageBackend for BuiltIn<B> {
     fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {

@@ -115,7 +115,8 @@ pub struct JoinOptions {
     /// Past epochs whose keys are kept so late application messages still decrypt.
     #[uniffi(default = 3)]
     pub max_past_epochs: u32,
-    /// How many earlier generations per sender may still arrive out of order.
+    /// Out-of-order window per sender: a message up to `out_of_order_tolerance - 1`
+    /// generations older than the newest one received from that sender still decrypts.
     #[uniffi(default = 5)]
     pub out_of_order_tolerance: u32,
     /// How far ahead of the expected generation a message may be.
@@ -207,7 +208,8 @@ pub struct GroupOptions {
     /// Past epochs whose keys are kept so late application messages still decrypt.
     #[uniffi(default = 3)]
     pub max_past_epochs: u32,
-    /// How many earlier generations per sender may still arrive out of order.
+    /// Out-of-order window per sender: a message up to `out_of_order_tolerance - 1`
+    /// generations older than the newest one received from that sender still decrypts.
     #[uniffi(default = 5)]
     pub out_of_order_tolerance: u32,
     /// How far ahead of the expected generation a message may be.

@@ -2,6 +2,9 @@
 //! helpers that build groups and deliver messages.
 #![allow(dead_code)]
 
+pub mod rng;
+pub mod watchdog;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

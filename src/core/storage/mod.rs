@@ -2,6 +2,7 @@
 //! makes every SDK operation one atomic batch, and the built-in backends.
 
 pub mod codec;
+pub mod encrypted;
 pub mod memory;
 pub mod overlay;
 pub mod provider;

@@ -1,14 +1,54 @@
 //! The write overlay: every SDK operation reads through it and writes only into
 //! it; on success its contents become exactly one atomic backend batch.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::codec::{self, Namespace};
-use super::{Backend, Write};
+use super::{Backend, BackendError, Write};
 use crate::core::error::CoreError;
+
+thread_local! {
+    /// How many backend calls (storage callbacks) this thread is inside.
+    static CALLBACK_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks this thread as inside a backend call until dropped (panic-safe).
+struct InCallback;
+
+impl InCallback {
+    fn enter() -> Self {
+        CALLBACK_DEPTH.with(|d| d.set(d.get().saturating_add(1)));
+        InCallback
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        CALLBACK_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// Fails with `ReentrantCall` when called from inside a storage callback.
+/// Every SDK entry point calls this before it takes any lock: a callback that
+/// called back into the SDK would otherwise wait for a lock its own thread holds.
+/// Calls a backend; a backend that panics (a bug in a Rust backend) counts as a
+/// failed call, so the operation is rolled back like any other storage failure.
+fn guard_backend<T>(call: impl FnOnce() -> Result<T, BackendError>) -> Result<T, BackendError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .unwrap_or_else(|_| Err(BackendError::new("the storage backend panicked")))
+}
+
+pub(crate) fn not_in_callback() -> Result<(), CoreError> {
+    if CALLBACK_DEPTH.with(Cell::get) > 0 {
+        Err(CoreError::ReentrantCall)
+    } else {
+        Ok(())
+    }
+}
 
 /// Buffered writes over a backend. Reads see buffered writes first.
 pub struct Overlay {
@@ -70,8 +110,8 @@ impl Overlay {
         if let Some(buffered) = locked(&self.writes).get(key) {
             return Ok(buffered.clone());
         }
-        self.base
-            .read(key)
+        let _guard = InCallback::enter();
+        guard_backend(|| self.base.read(key))
             .map_err(|e| self.record(CoreError::StorageBackend { reason: e.reason }))
     }
 
@@ -115,8 +155,8 @@ impl Overlay {
         if batch.is_empty() {
             return Ok(());
         }
-        self.base
-            .commit(batch)
+        let _guard = InCallback::enter();
+        guard_backend(|| self.base.commit(batch))
             .map_err(|e| CoreError::StorageBackend { reason: e.reason })
     }
 
