@@ -6,26 +6,16 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mlskit::{Client, StorageBackend};
-use mlskit_fuzz::{fixture, run, typed, SnapStore, Snapshot};
+use mlskit_fuzz::{fixture, fixture_client, message_and_tree, run, typed, Snapshot};
 
 static STATE: OnceLock<Snapshot> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     run(|| {
-        let Some((&mode, rest)) = data.split_first() else {
+        let Some((welcome, tree)) = message_and_tree(data) else {
             return;
         };
-        let (welcome, tree) = if mode & 1 == 0 || rest.len() < 2 {
-            (rest, None)
-        } else {
-            let n = (u16::from_le_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
-            let (w, t) = rest[2..].split_at(n);
-            (w, Some(t.to_vec()))
-        };
-        let state = STATE.get_or_init(|| fixture("erin"));
-        let backend: std::sync::Arc<dyn StorageBackend> = SnapStore::new(state.clone());
-        let client = Client::new(backend, b"erin".to_vec(), None).expect("fixture opens");
+        let client = fixture_client(STATE.get_or_init(|| fixture("erin")), "erin");
         if let Some(info) = typed(client.inspect_welcome(welcome.to_vec(), tree.clone())) {
             let _ = format!("{info:?}");
         }

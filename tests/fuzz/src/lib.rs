@@ -205,3 +205,22 @@ pub fn typed<T>(result: Result<T, MlsError>) -> Option<T> {
         }
     }
 }
+
+/// Splits a fuzz input into a message and an optional ratchet tree. The first
+/// byte picks the shape: even = the rest is the message; odd = a 2-byte
+/// little-endian length splits the rest into message and tree.
+pub fn message_and_tree(data: &[u8]) -> Option<(&[u8], Option<Vec<u8>>)> {
+    let (&mode, rest) = data.split_first()?;
+    if mode & 1 == 0 || rest.len() < 2 {
+        return Some((rest, None));
+    }
+    let n = (u16::from_le_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
+    let (message, tree) = rest[2..].split_at(n);
+    Some((message, Some(tree.to_vec())))
+}
+
+/// A client opened on a fresh copy of a fixture store (`name` is its identity).
+pub fn fixture_client(state: &Snapshot, name: &str) -> Arc<mlskit::Client> {
+    let backend: Arc<dyn StorageBackend> = SnapStore::new(state.clone());
+    mlskit::Client::new(backend, name.as_bytes().to_vec(), None).expect("fixture opens")
+}
