@@ -15,6 +15,7 @@ use crate::core::config::{self, ClientSettings, GroupSettings, JoinSettings};
 use crate::core::error::{self, CoreError};
 use crate::core::group::GroupHandle;
 use crate::core::message;
+use crate::core::storage::cache::CachedBackend;
 use crate::core::storage::codec;
 use crate::core::storage::overlay::{not_in_callback, Overlay};
 use crate::core::storage::provider::{key_package_key, Provider};
@@ -198,7 +199,10 @@ impl ClientCore {
 
 /// Prefers the storage fault recorded in the overlay over OpenMLS's version of it.
 pub(crate) fn finish<T>(provider: &Provider, result: Result<T, CoreError>) -> Result<T, CoreError> {
-    result.map_err(|e| provider.overlay().fault().unwrap_or(e))
+    result.map_err(|e| {
+        provider.overlay().backend().invalidate();
+        provider.overlay().fault().unwrap_or(e)
+    })
 }
 
 /// An MLS client: one identity, its key packages and its groups, over one storage.
@@ -217,7 +221,7 @@ impl Client {
             return Err(CoreError::validation("identity must not be empty"));
         }
         let inner = Arc::new(ClientCore {
-            backend,
+            backend: Arc::new(CachedBackend::new(backend)),
             crypto: RustCrypto::default(),
             identity,
             settings,

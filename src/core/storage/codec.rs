@@ -45,6 +45,14 @@ pub fn key(namespace: Namespace, label: &str, encoded_key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether `key` is a key of `namespace` (in this format).
+pub fn in_namespace(key: &[u8], namespace: Namespace) -> bool {
+    key.strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix(&[FORMAT_VERSION]))
+        .and_then(|r| r.strip_prefix(namespace.tag()))
+        .is_some_and(|r| r.first() == Some(&0))
+}
+
 /// Human-readable label of a storage key, for error messages (never the key bytes).
 pub fn describe_key(key: &[u8]) -> String {
     let rest = key
@@ -69,16 +77,14 @@ pub fn describe_key(key: &[u8]) -> String {
 
 /// Encodes a value (or a key) as CBOR.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CoreError> {
-    let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out).map_err(|e| CoreError::Internal {
+    cbor4ii::serde::to_vec(Vec::new(), &value).map_err(|e| CoreError::Internal {
         reason: format!("encoding a storage value failed: {e}"),
-    })?;
-    Ok(out)
+    })
 }
 
 /// Decodes a stored value; a value that does not decode is `StorageCorrupt`.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, CoreError> {
-    ciborium::from_reader(bytes).map_err(|e| CoreError::StorageCorrupt {
+    cbor4ii::serde::from_slice(bytes).map_err(|e| CoreError::StorageCorrupt {
         key: describe_key(key),
         reason: e.to_string(),
     })

@@ -1,6 +1,7 @@
 //! Storage: the byte-level backend contract, the codec, the write overlay that
 //! makes every SDK operation one atomic batch, and the built-in backends.
 
+pub mod cache;
 pub mod codec;
 pub mod encrypted;
 pub mod memory;
@@ -69,4 +70,7 @@ pub trait Backend: Send + Sync {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Applies all writes atomically, in order.
     fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError>;
+    /// Forgets anything cached about the stored values; called after any failed
+    /// operation, whose cause may be a value that is broken in the store.
+    fn invalidate(&self) {}
 }

@@ -91,8 +91,9 @@ impl Overlay {
         &self.base
     }
 
-    /// Remembers the first failure of this operation.
+    /// Remembers the first failure of this operation (and drops the backend's cache).
     pub fn record(&self, error: CoreError) -> CoreError {
+        self.base.invalidate();
         let mut fault = locked(&self.fault);
         if fault.is_none() {
             *fault = Some(error.clone());
