@@ -10,7 +10,7 @@ LIB := $(TARGET_DIR)/debug/libmlskit.so
 BINDGEN := $(TARGET_DIR)/debug/uniffi-bindgen
 PYPKG := bindings/python/src/mlskit
 
-.PHONY: help build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel check-mobile smoke-release-small android-jni xcframework demo wheel clean
+.PHONY: help build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel bench bench-smoke check-mobile smoke-release-small android-jni xcframework demo wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,7 +44,7 @@ lint: venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
 	# The generated package type-checks as a whole; our own Python is checked
 	# strictly (uniffi adds error subclasses at runtime, which mypy can't see).
 	cd bindings/python && ../../$(VPY) -m mypy src/mlskit
-	cd bindings/python && ../../$(VPY) -m mypy --strict --ignore-missing-imports --follow-imports=silent smoke_wheel.py tests examples
+	cd bindings/python && ../../$(VPY) -m mypy --strict --ignore-missing-imports --follow-imports=silent smoke_wheel.py tests examples ../../tests/bench/python/bench.py ../../tests/bench/run.py
 
 test-rust: ## Rust unit and integration tests
 	$(CARGO) test
@@ -71,7 +71,15 @@ test-stress: venv bindings-python ## Full reliability run: 200 SIGKILLs, 8 threa
 	MLSKIT_KILLS=200 MLSKIT_STRESS_OPS=200 $(CARGO) test --test kill9 --test concurrency -- --nocapture
 	cd bindings/python && MLSKIT_STRESS_OPS=200 ../../$(VPY) -m pytest -q -s tests/test_threads.py
 
-test: lint test-rust test-python test-leaks test-fuzz test-kotlin test-swift test-cross ## Everything: lint, every language's tests, leaks, a short fuzz run
+test: lint test-rust test-python test-leaks test-fuzz test-kotlin test-swift test-cross bench-smoke check-mobile ## Everything: lint, every language's tests, leaks, a short fuzz run, the benchmark harnesses once, the mobile compile checks
+
+bench: build ## Benchmarks: every layer vs raw OpenMLS, 2 to 10 000 members (release build, ~15 min; tests/bench/README.md)
+	$(CARGO) build --release --lib
+	mkdir -p $(TARGET_DIR)/bench
+	$(PYTHON) tests/bench/run.py --markdown $(TARGET_DIR)/bench/report.md --json $(TARGET_DIR)/bench/samples.json
+
+bench-smoke: build ## Every benchmark harness once (debug build, 2 and 10 members): proves they run, no numbers
+	$(PYTHON) tests/bench/run.py --smoke >/dev/null
 
 demo: venv bindings-python ## Three members, SQLite files, a restart: prints a transcript
 	$(VPY) bindings/python/examples/demo.py

@@ -8,17 +8,20 @@
 # Environment:
 #   MLSKIT_LIB_DIR  folder holding libmlskit.so and uniffi-bindgen
 #                   (default: $CARGO_TARGET_DIR/debug, else <repo>/target/debug).
-#                   Built with `cargo build --lib --bin uniffi-bindgen` if missing.
+#                   Built with `cargo build --lib --bin uniffi-bindgen` if missing
+#                   and neither variable is set.
+#   MLSKIT_BINDGEN  the uniffi-bindgen binary (default: $MLSKIT_LIB_DIR/uniffi-bindgen).
 #   MVN_ARGS        extra Maven arguments (e.g. "-o" offline, "-Dtest=ThreadTest").
 #
 # The generated Kotlin goes to <lib dir>/../bindings/kotlin (target/bindings/kotlin
-# by default; never committed). The JVM finds libmlskit.so through
+# by default; <lib dir>/../bindings/kotlin-<name> for a lib dir not named debug,
+# see generate.sh; never committed). The JVM finds libmlskit.so through
 # -Djna.library.path=<lib dir>, which Surefire passes (see pom.xml).
 # Exit status: non-zero if generation, compilation or any test fails, or if no test passed.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# ROOT, TARGET, LIB_DIR, GEN_DIR and kotlin_generate (shared with cross-member.sh).
+# ROOT, TARGET, LIB_DIR, GEN_DIR and kotlin_generate (shared with cross-member.sh and bench.sh).
 # shellcheck source=generate.sh
 source "$HERE/generate.sh"
 REPORTS="$HERE/target/surefire-reports"
