@@ -32,8 +32,10 @@
 # sysroot / iOS SDK headers, and that the final .so/.a link. Those need the
 # NDK or a Mac (see android/README.md, ios/README.md).
 #
-# A target whose Rust standard library rustup cannot download (a rustup mirror
-# without it) is reported as skipped, not failed, unless MOBILE_TARGETS_STRICT=1.
+# A target whose Rust standard library rustup cannot download (this machine's
+# rustup mirror answers 404 for aarch64-apple-ios-sim and x86_64-apple-ios) is
+# checked with nightly and -Zbuild-std (rust-src compiles std for it); without
+# nightly it is reported as skipped, not failed, unless MOBILE_TARGETS_STRICT=1.
 #
 # Environment:
 #   CARGO_TARGET_DIR        shared target dir (default <repo>/target), also for the tools
@@ -142,6 +144,7 @@ zig_target() { # $1 = rust target -> "zig-target include-flags..."
 passed=0 failed=0 skipped=0
 start_all=$(date +%s)
 ready=()
+from_source=()
 for t in $TARGETS; do
     spec=$(zig_target "$t") || { say "FAIL $t: unknown target"; failed=$((failed+1)); continue; }
     # shellcheck disable=SC2086
@@ -149,7 +152,13 @@ for t in $TARGETS; do
     if ! rustup target list --installed | grep -qx "$t"; then
         if ! rustup target add "$t" >"$LOGS/rustup-$t.log" 2>&1; then
             why=$(grep -m 1 -E "status code|error" "$LOGS/rustup-$t.log")
-            if [ "${MOBILE_TARGETS_STRICT:-0}" = 1 ]; then
+            # No prebuilt standard library (rustup answers 404 for some Apple
+            # simulator targets here): build it from source with nightly.
+            if cargo +nightly --version >/dev/null 2>&1 \
+                    && rustup component add rust-src --toolchain nightly >>"$LOGS/rustup-$t.log" 2>&1; then
+                say "$t: no prebuilt standard library ($why); checking with nightly -Zbuild-std"
+                from_source+=("$t")
+            elif [ "${MOBILE_TARGETS_STRICT:-0}" = 1 ]; then
                 say "FAIL $t: rustup target add failed: $why"; failed=$((failed+1))
             else
                 say "SKIP $t: rustup cannot install its standard library here ($why)"
@@ -164,7 +173,7 @@ done
 # The environment for every target at once: CC_<t>/AR_<t> for the cc crate,
 # SDKROOT for iOS (one stand-in serves device and simulator: the wrapper drops -isysroot).
 cc_env=(CARGO_TARGET_DIR="$TARGET_DIR")
-for t in ${ready[@]+"${ready[@]}"}; do
+for t in ${ready[@]+"${ready[@]}"} ${from_source[@]+"${from_source[@]}"}; do
     u=${t//-/_}
     cc_env+=("CC_$u=$TOOLS/bin/cc-$t" "AR_$u=$TOOLS/bin/zig-ar")
 done
@@ -191,6 +200,20 @@ for t in ${ready[@]+"${ready[@]}"}; do
         say "ok   $t"; passed=$((passed+1))
     else
         say "FAIL $t, from $LOGS/check-$t.log:"
+        grep -E "error" "$LOGS/check-$t.log" | head -n 8 | sed 's/^/    /'
+        tail -n 5 "$LOGS/check-$t.log" | sed 's/^/    /'
+        failed=$((failed+1))
+    fi
+done
+# Targets without a prebuilt standard library: nightly compiles std (and
+# panic_unwind, which UniFFI relies on) for the target, then checks the crate.
+for t in ${from_source[@]+"${from_source[@]}"}; do
+    s=$(date +%s)
+    if (cd "$ROOT" && env "${cc_env[@]}" cargo +nightly check --lib -Zbuild-std=std,panic_unwind \
+            --target "$t" --message-format short) >"$LOGS/check-$t.log" 2>&1; then
+        say "ok   $t (standard library built from source: $(( $(date +%s) - s ))s)"; passed=$((passed+1))
+    else
+        say "FAIL $t (nightly -Zbuild-std), from $LOGS/check-$t.log:"
         grep -E "error" "$LOGS/check-$t.log" | head -n 8 | sed 's/^/    /'
         tail -n 5 "$LOGS/check-$t.log" | sed 's/^/    /'
         failed=$((failed+1))
