@@ -192,6 +192,14 @@ if [ ${#ready[@]} -gt 0 ]; then
     say "all ${#ready[@]} targets in one cargo run: $(( $(date +%s) - s ))s (exit $rc; verdicts per target follow)"
 fi
 
+# Reports a failed check of target $1 ($2: how it was checked) with its errors.
+fail_with_log() {
+    say "FAIL $1${2:-}, from $LOGS/check-$1.log:"
+    grep -E "error" "$LOGS/check-$1.log" | head -n 8 | sed 's/^/    /'
+    tail -n 5 "$LOGS/check-$1.log" | sed 's/^/    /'
+    failed=$((failed+1))
+}
+
 # Phase 2: the verdict per target (a no-op when phase 1 built it; re-prints its errors if not).
 for t in ${ready[@]+"${ready[@]}"}; do
     s=$(date +%s)
@@ -199,10 +207,7 @@ for t in ${ready[@]+"${ready[@]}"}; do
             >"$LOGS/check-$t.log" 2>&1; then
         say "ok   $t"; passed=$((passed+1))
     else
-        say "FAIL $t, from $LOGS/check-$t.log:"
-        grep -E "error" "$LOGS/check-$t.log" | head -n 8 | sed 's/^/    /'
-        tail -n 5 "$LOGS/check-$t.log" | sed 's/^/    /'
-        failed=$((failed+1))
+        fail_with_log "$t"
     fi
 done
 # Targets without a prebuilt standard library: nightly compiles std (and
@@ -213,10 +218,7 @@ for t in ${from_source[@]+"${from_source[@]}"}; do
             --target "$t" --message-format short) >"$LOGS/check-$t.log" 2>&1; then
         say "ok   $t (standard library built from source: $(( $(date +%s) - s ))s)"; passed=$((passed+1))
     else
-        say "FAIL $t (nightly -Zbuild-std), from $LOGS/check-$t.log:"
-        grep -E "error" "$LOGS/check-$t.log" | head -n 8 | sed 's/^/    /'
-        tail -n 5 "$LOGS/check-$t.log" | sed 's/^/    /'
-        failed=$((failed+1))
+        fail_with_log "$t" " (nightly -Zbuild-std)"
     fi
 done
 say "total $(( $(date +%s) - start_all ))s for: $TARGETS"
