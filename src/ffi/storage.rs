@@ -44,6 +44,8 @@ impl std::fmt::Debug for StorageWrite {
 /// - Called from any thread, one call at a time per group. Must not call back
 ///   into MLSKit: such a call fails at once with `MlsError.ReentrantCall`.
 ///   Values contain private keys: protect them at rest (see `encrypted_storage`).
+/// - One live `Client` per store: a client caches what it wrote, so nothing
+///   else may change the store while it is open.
 #[uniffi::export(with_foreign)]
 pub trait StorageBackend: Send + Sync {
     /// Returns the value stored under `key`, or none if it is absent.

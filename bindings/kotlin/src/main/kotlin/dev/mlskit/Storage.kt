@@ -24,7 +24,7 @@ fun SqliteStorage(path: String): StorageBackend = sqliteStorage(path)
  * [commit] is atomic: it builds a new map from the current one plus the batch
  * and publishes it in one step (copy-on-write, under a lock), so a failed or
  * concurrent batch never leaves a half-applied state and [read] never blocks.
- * Several [Client] instances may share one MapStorage to simulate a restart.
+ * A new [Client] on the same MapStorage, after the old one is dropped, simulates a restart.
  *
  * Byte arrays passed in or out are owned by the store; callers must not
  * mutate them.
