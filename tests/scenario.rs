@@ -765,9 +765,18 @@ fn restart(make: impl Fn() -> Arc<dyn mlskit::StorageBackend>) {
     let ga = a.group(gid.clone()).unwrap();
     assert_eq!(ga.epoch().unwrap(), epoch);
     assert!(ga.pending_commit().unwrap().is_some());
+    // As if it crashed before sending: the very same messages come back.
+    let resent = ga
+        .pending_commit_bundle()
+        .unwrap()
+        .expect("stored with the commit");
+    assert_eq!(resent.commit, pending.commit);
+    assert_eq!(resent.welcome, pending.welcome);
+    assert_eq!(resent.group_info, pending.group_info);
     ga.merge_pending_commit().unwrap();
-    process_and_merge(&ms[0].group, &pending.commit);
-    process_and_merge(&ms[1].group, &pending.commit);
+    assert!(ga.pending_commit_bundle().unwrap().is_none());
+    process_and_merge(&ms[0].group, &resent.commit);
+    process_and_merge(&ms[1].group, &resent.commit);
     check_group_messaging(&[&ms[0].group, &ms[1].group, &ga]);
     let secret = ga.export_secret("x".into(), vec![], 8).unwrap();
     assert_eq!(
@@ -938,4 +947,54 @@ fn redelivered_plaintext_proposal_is_not_queued_twice() {
     gb.merge_pending_commit().unwrap();
     process_and_merge(&ga, &c.commit);
     check_group_messaging(&[&ga, &gb]);
+}
+
+/// Whether any stored key holds a staged commit's messages.
+fn stores_pending_commit_messages(store: &FaultyStore) -> bool {
+    let label = b"pending_commit_out";
+    store
+        .snapshot()
+        .keys()
+        .any(|k| k.windows(label.len()).any(|w| w == label))
+}
+
+#[test]
+fn pending_commit_bundle_lives_exactly_as_long_as_the_staged_commit() {
+    let ms = build_group(3, |_| FaultyStore::map());
+    let (a, b) = (&ms[0], &ms[1]);
+    assert!(a.group.pending_commit_bundle().unwrap().is_none());
+
+    // Cleared: gone.
+    let staged = a.group.self_update().unwrap();
+    let kept = a.group.pending_commit_bundle().unwrap().unwrap();
+    assert_eq!((kept.commit, kept.welcome), (staged.commit, staged.welcome));
+    assert!(stores_pending_commit_messages(&a.store));
+    a.group.clear_pending_commit().unwrap();
+    assert!(a.group.pending_commit_bundle().unwrap().is_none());
+    assert!(!stores_pending_commit_messages(&a.store));
+
+    // Lost the race to another member's commit: merging theirs drops ours.
+    let newcomer = FaultyStore::map();
+    let kp = client_on(&newcomer, "m3")
+        .create_key_packages(1, None)
+        .unwrap();
+    let ours = a.group.add_members(kp).unwrap();
+    assert_eq!(
+        a.group.pending_commit_bundle().unwrap().unwrap().welcome,
+        ours.welcome
+    );
+    let theirs = b.group.self_update().unwrap();
+    commit_to_all(&ms, 1, &theirs);
+    assert!(a.group.pending_commit().unwrap().is_none());
+    assert!(a.group.pending_commit_bundle().unwrap().is_none());
+    assert!(!stores_pending_commit_messages(&a.store));
+
+    // Merged: gone; deleting the group leaves none behind either.
+    let staged = a.group.remove_members(vec![2]).unwrap();
+    assert!(stores_pending_commit_messages(&a.store));
+    commit_to_all(&ms, 0, &staged);
+    assert!(!stores_pending_commit_messages(&a.store));
+    a.group.self_update().unwrap();
+    a.client.delete_group(a.group.id()).unwrap();
+    assert!(!stores_pending_commit_messages(&a.store));
 }

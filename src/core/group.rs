@@ -17,11 +17,18 @@ use crate::core::storage::provider::{psk_key, Provider};
 use crate::core::storage::Write;
 
 /// The messages an own commit produces.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommitOutput {
     pub commit: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
     pub group_info: Option<Vec<u8>>,
+}
+
+/// SDK record holding the messages of a group's staged own commit.
+const PENDING_COMMIT_OUT: &str = "pending_commit_out";
+
+fn pending_out_key(group_id: &[u8]) -> Vec<u8> {
+    Overlay::sdk_key(PENDING_COMMIT_OUT, group_id)
 }
 
 /// Who sent a message or proposal.
@@ -256,10 +263,26 @@ impl GroupHandle {
             .collect()
     }
 
+    /// Runs an operation that stages an own commit, and stores the commit's
+    /// messages with it (same batch): after a restart the app can send the very
+    /// same commit again (`pending_commit_output`).
+    fn stage_commit(
+        &self,
+        op: impl FnOnce(&mut MlsGroup, &Provider, &SignatureKeyPair) -> Result<CommitOutput, CoreError>,
+    ) -> Result<CommitOutput, CoreError> {
+        self.mutate(|mls, provider, signer| {
+            let out = op(mls, provider, signer)?;
+            provider
+                .overlay()
+                .put_value(pending_out_key(&self.id), &out)?;
+            Ok(out)
+        })
+    }
+
     /// Stages a commit adding members; merge it once the Delivery Service accepts it.
     pub fn add_members(&self, key_packages: &[Vec<u8>]) -> Result<CommitOutput, CoreError> {
         let kps = self.key_packages(key_packages)?;
-        self.mutate(|mls, provider, signer| {
+        self.stage_commit(|mls, provider, signer| {
             ensure_active(mls)?;
             let (commit, welcome, info) =
                 mls.add_members(provider, signer, &kps)
@@ -280,7 +303,7 @@ impl GroupHandle {
         if indices.is_empty() {
             return Err(CoreError::validation("no members given"));
         }
-        self.mutate(|mls, provider, signer| {
+        self.stage_commit(|mls, provider, signer| {
             ensure_active(mls)?;
             for index in indices {
                 if mls.member(LeafNodeIndex::new(*index)).is_none() {
@@ -305,7 +328,7 @@ impl GroupHandle {
 
     /// Stages a commit that refreshes our own leaf keys (post-compromise security).
     pub fn self_update(&self) -> Result<CommitOutput, CoreError> {
-        self.mutate(|mls, provider, signer| {
+        self.stage_commit(|mls, provider, signer| {
             ensure_active(mls)?;
             let bundle = mls
                 .self_update(provider, signer, LeafNodeParameters::default())
@@ -364,7 +387,7 @@ impl GroupHandle {
         &self,
         custom: &[(u16, Vec<u8>)],
     ) -> Result<CommitOutput, CoreError> {
-        self.mutate(|mls, provider, signer| {
+        self.stage_commit(|mls, provider, signer| {
             ensure_active(mls)?;
             let extensions = Self::with_custom_extensions(mls, custom)?;
             let bundle = mls
@@ -454,7 +477,7 @@ impl GroupHandle {
 
     /// Stages a commit of every pending proposal.
     pub fn commit_pending_proposals(&self) -> Result<CommitOutput, CoreError> {
-        self.mutate(|mls, provider, signer| {
+        self.stage_commit(|mls, provider, signer| {
             ensure_active(mls)?;
             let (commit, welcome, info) = mls
                 .commit_to_pending_proposals(provider, signer)
@@ -478,6 +501,7 @@ impl GroupHandle {
             if mls.pending_commit().is_none() {
                 return Err(CoreError::NoPendingCommit);
             }
+            provider.overlay().delete(pending_out_key(&self.id));
             mls.merge_pending_commit(provider).map_err(|e| match e {
                 MergePendingCommitError::MlsGroupStateError(s) => error::from_state_error(&s),
                 other => CoreError::validation(other),
@@ -491,6 +515,7 @@ impl GroupHandle {
             if mls.pending_commit().is_none() {
                 return Err(CoreError::NoPendingCommit);
             }
+            provider.overlay().delete(pending_out_key(&self.id));
             mls.clear_pending_commit(provider.storage())
                 .map_err(|e| e.0)
         })
@@ -675,6 +700,19 @@ impl GroupHandle {
         })
     }
 
+    /// The messages of our staged commit, exactly as its operation returned
+    /// them; none without a staged commit.
+    pub fn pending_commit_output(&self) -> Result<Option<CommitOutput>, CoreError> {
+        if !self.read(|mls| mls.pending_commit().is_some())? {
+            return Ok(None);
+        }
+        let provider = self.client.provider();
+        let out = provider
+            .overlay()
+            .get_value::<CommitOutput>(&pending_out_key(&self.id));
+        finish(&provider, out)
+    }
+
     /// Deletes the group from storage (one batch, index included).
     pub(crate) fn delete(&self) -> Result<(), CoreError> {
         not_in_callback()?;
@@ -682,6 +720,7 @@ impl GroupHandle {
         let provider = self.client.provider();
         let outcome = self.ensure_loaded(&mut slot).and_then(|mls| {
             mls.delete(provider.storage()).map_err(|e| e.0)?;
+            provider.overlay().delete(pending_out_key(&self.id));
             self.client.index_group(provider.overlay(), &self.id, false)
         });
         match finish(&provider, outcome).and_then(|_| provider.overlay().flush()) {
@@ -749,6 +788,8 @@ impl IncomingCommit {
                     codec::decode::<StagedCommit>(b"staged commit", &state.staged_bytes)?,
                 ),
             };
+            // Merging another member's commit discards our own staged one.
+            provider.overlay().delete(pending_out_key(&group.id));
             catch_unwind(AssertUnwindSafe(|| {
                 mls.merge_staged_commit(&provider, staged)
             }))

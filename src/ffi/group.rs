@@ -120,6 +120,15 @@ impl Group {
         Ok(self.inner.pending_commit()?.map(CommitInfo::from))
     }
 
+    /// The messages of our staged commit (commit, Welcome, GroupInfo), exactly
+    /// as the call that staged it returned them; they are stored with it. After
+    /// a crash or restart, send these again rather than clearing and committing
+    /// anew: if the Delivery Service had already accepted them, a new commit
+    /// would fork the group. None without a staged commit. No write.
+    pub fn pending_commit_bundle(&self) -> Result<Option<CommitBundle>, MlsError> {
+        Ok(self.inner.pending_commit_output()?.map(CommitBundle::from))
+    }
+
     /// Encrypts an application message; `aad` is authenticated, not encrypted.
     /// One write. Errors: `PendingProposals`, `GroupInactive`.
     #[uniffi::method(default(aad))]

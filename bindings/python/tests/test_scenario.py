@@ -449,6 +449,23 @@ def test_pending_commit_clear_and_errors(trio: Trio) -> None:
     assert_in_sync(t.groups)
 
 
+def test_pending_commit_bundle_survives_a_restart_and_is_resent(trio: Trio) -> None:
+    t = trio
+    assert t.alice.pending_commit_bundle() is None
+    newcomer = new_client(b"dave")
+    staged = t.alice.add_members(newcomer.create_key_packages(1))
+    # The app "crashes" before sending: a new client on the same storage.
+    reopened = mlskit.Client(t.storages[0], b"alice", CLIENT_OPTIONS).group(t.alice.id())
+    resent = reopened.pending_commit_bundle()
+    assert resent is not None
+    assert (resent.commit, resent.welcome, resent.group_info) == (staged.commit, staged.welcome, staged.group_info)
+    commit_and_deliver(reopened, resent, [t.bob, t.carol])
+    assert reopened.pending_commit_bundle() is None
+    assert resent.welcome is not None
+    dave = newcomer.join_group(resent.welcome)
+    assert dave.epoch_authenticator() == reopened.epoch_authenticator() == t.bob.epoch_authenticator()
+
+
 # --------------------------------------------------------------------------
 # Proposals
 # --------------------------------------------------------------------------

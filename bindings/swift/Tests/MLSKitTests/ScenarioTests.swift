@@ -97,7 +97,10 @@ final class ScenarioTests: XCTestCase {
 
         // Bob refreshes his keys.
         let update = try bob.group.selfUpdate()
+        // The staged commit's messages are kept with it, to send again after a crash.
+        XCTAssertEqual(try bob.group.pendingCommitBundle()?.commit, update.commit)
         try bob.group.mergePendingCommit()
+        XCTAssertNil(try bob.group.pendingCommitBundle())
         for receiver in [alice.group, carol.group] {
             let info = try applyCommit(receiver, update.commit)
             XCTAssertEqual(info.sender, .member(index: 1, identity: bytes("bob")))

@@ -114,8 +114,11 @@ class ScenarioTest {
             val pending = assertNotNull(t.carol.pendingCommit())
             assertTrue(pending.hasPath)
             assertEquals(2uL, pending.newEpoch)
+            // The staged commit's messages are kept with it, to send again after a crash.
+            assertContentEquals(up.commit, assertNotNull(t.carol.pendingCommitBundle()).commit)
             t.carol.mergePendingCommit()
             assertNull(t.carol.pendingCommit())
+            assertNull(t.carol.pendingCommitBundle())
             for (g in listOf(t.alice, t.bob)) {
                 val info = processCommit(g, up.commit)
                 assertMemberSender(2u, "carol", info.sender)
