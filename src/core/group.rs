@@ -17,7 +17,7 @@ use crate::core::storage::provider::{psk_key, Provider};
 use crate::core::storage::Write;
 
 /// The messages an own commit produces.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitOutput {
     pub commit: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
@@ -29,6 +29,34 @@ const PENDING_COMMIT_OUT: &str = "pending_commit_out";
 
 fn pending_out_key(group_id: &[u8]) -> Vec<u8> {
     Overlay::sdk_key(PENDING_COMMIT_OUT, group_id)
+}
+
+/// How a [`CommitOutput`] is stored: byte strings, not arrays of numbers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredCommitOutput {
+    commit: codec::Bytes,
+    welcome: Option<codec::Bytes>,
+    group_info: Option<codec::Bytes>,
+}
+
+impl From<&CommitOutput> for StoredCommitOutput {
+    fn from(o: &CommitOutput) -> Self {
+        Self {
+            commit: codec::Bytes(o.commit.clone()),
+            welcome: o.welcome.clone().map(codec::Bytes),
+            group_info: o.group_info.clone().map(codec::Bytes),
+        }
+    }
+}
+
+impl From<StoredCommitOutput> for CommitOutput {
+    fn from(s: StoredCommitOutput) -> Self {
+        Self {
+            commit: s.commit.0,
+            welcome: s.welcome.map(|b| b.0),
+            group_info: s.group_info.map(|b| b.0),
+        }
+    }
 }
 
 /// Who sent a message or proposal.
@@ -274,7 +302,7 @@ impl GroupHandle {
             let out = op(mls, provider, signer)?;
             provider
                 .overlay()
-                .put_value(pending_out_key(&self.id), &out)?;
+                .put_value(pending_out_key(&self.id), &StoredCommitOutput::from(&out))?;
             Ok(out)
         })
     }
@@ -709,8 +737,8 @@ impl GroupHandle {
         let provider = self.client.provider();
         let out = provider
             .overlay()
-            .get_value::<CommitOutput>(&pending_out_key(&self.id));
-        finish(&provider, out)
+            .get_value::<StoredCommitOutput>(&pending_out_key(&self.id));
+        finish(&provider, out).map(|o| o.map(CommitOutput::from))
     }
 
     /// Deletes the group from storage (one batch, index included).

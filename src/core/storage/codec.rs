@@ -89,3 +89,63 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, CoreEr
         reason: e.to_string(),
     })
 }
+
+/// Bytes stored as one CBOR byte string (serde writes a plain `Vec<u8>` as an
+/// array of numbers: up to twice the size, and slower). Reads either form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Bytes, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Bytes(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_one_byte_string_and_arrays_still_read() {
+        let value = Bytes(vec![0, 1, 200, 255]);
+        let encoded = encode(&value).unwrap();
+        // Major type 2 (byte string), length 4, then the bytes themselves.
+        assert_eq!(encoded, vec![0x44, 0, 1, 200, 255]);
+        assert_eq!(decode::<Bytes>(b"k", &encoded).unwrap(), value);
+        let as_array = encode(&vec![0u8, 1, 200, 255]).unwrap();
+        assert_eq!(decode::<Bytes>(b"k", &as_array).unwrap(), value);
+        assert!(matches!(
+            decode::<Bytes>(b"k", &[0x44, 1]),
+            Err(CoreError::StorageCorrupt { .. })
+        ));
+    }
+}
