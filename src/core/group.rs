@@ -731,7 +731,9 @@ impl GroupHandle {
     /// The messages of our staged commit, exactly as its operation returned
     /// them; none without a staged commit.
     pub fn pending_commit_output(&self) -> Result<Option<CommitOutput>, CoreError> {
-        if !self.read(|mls| mls.pending_commit().is_some())? {
+        not_in_callback()?;
+        let mut slot = lock(&self.slot);
+        if self.ensure_loaded(&mut slot)?.pending_commit().is_none() {
             return Ok(None);
         }
         let provider = self.client.provider();

@@ -146,29 +146,8 @@ impl Backend for CachedBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::storage::memory::MemoryBackend;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    /// Counts reads and can refuse commits.
-    #[derive(Default)]
-    struct Counting {
-        inner: MemoryBackend,
-        reads: AtomicUsize,
-        refuse: AtomicBool,
-    }
-
-    impl Backend for Counting {
-        fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.inner.read(key)
-        }
-        fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
-            if self.refuse.load(Ordering::SeqCst) {
-                return Err(BackendError::new("refused"));
-            }
-            self.inner.commit(batch)
-        }
-    }
+    use crate::core::storage::CountingBackend as Counting;
+    use std::sync::atomic::Ordering;
 
     /// An OpenMLS record's key (the only ones cached).
     fn k(name: &str) -> Vec<u8> {

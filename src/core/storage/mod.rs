@@ -74,3 +74,32 @@ pub trait Backend: Send + Sync {
     /// operation, whose cause may be a value that is broken in the store.
     fn invalidate(&self) {}
 }
+
+/// A memory backend that counts reads and commits and can refuse commits
+/// (for the unit tests of the layers above a backend).
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct CountingBackend {
+    pub inner: memory::MemoryBackend,
+    pub reads: std::sync::atomic::AtomicUsize,
+    pub commits: std::sync::atomic::AtomicUsize,
+    pub refuse: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl Backend for CountingBackend {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        use std::sync::atomic::Ordering;
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read(key)
+    }
+
+    fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
+        use std::sync::atomic::Ordering;
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(BackendError::new("refused"));
+        }
+        self.inner.commit(batch)
+    }
+}

@@ -192,29 +192,8 @@ impl Overlay {
 mod tests {
     use super::*;
     use crate::core::storage::memory::MemoryBackend;
-    use crate::core::storage::BackendError;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Counts commits and can refuse them.
-    #[derive(Default)]
-    struct Counting {
-        inner: MemoryBackend,
-        commits: AtomicUsize,
-        refuse: std::sync::atomic::AtomicBool,
-    }
-
-    impl Backend for Counting {
-        fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-            self.inner.read(key)
-        }
-        fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
-            self.commits.fetch_add(1, Ordering::SeqCst);
-            if self.refuse.load(Ordering::SeqCst) {
-                return Err(BackendError::new("refused"));
-            }
-            self.inner.commit(batch)
-        }
-    }
+    use crate::core::storage::CountingBackend as Counting;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn reads_see_buffered_writes_and_tombstones_first() {

@@ -112,7 +112,10 @@ fn parse_args() -> Args {
         iterations: 10,
         ops: ALL_OPS.iter().map(|s| s.to_string()).collect(),
     };
-    let mut it = std::env::args().skip(1);
+    // Lossy: a non-UTF-8 argument becomes a usage error, not a panic.
+    let mut it = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
     while let Some(flag) = it.next() {
         // `cargo bench` appends `--bench`; ignore it.
         if flag == "--bench" {
