@@ -8,8 +8,9 @@
 //! The child logs each outgoing message to the DS log atomically (temp file +
 //! rename) BEFORE it merges its own commit, exactly like an app that sends
 //! before merging. On restart every member resolves its pending commit against
-//! the log (in the log: merge it; not in the log: clear it), processes what it
-//! missed, and unfinished proposal rounds are committed.
+//! the log (in the log: merge it; not in the log: send the very messages stored
+//! with it, `Group::pending_commit_bundle`, and merge if the DS takes them),
+//! processes what it missed, and unfinished proposal rounds are committed.
 //!
 //! `MLSKIT_KILLS` sets the number of kills (default 40; 200 for the full run),
 //! `MLSKIT_KILL9_SEED` the seed. The seed fixes every operation sequence and
@@ -193,6 +194,7 @@ struct Stats {
     duplicates_skipped: u64,
     pending_merged: u64,
     pending_cleared: u64,
+    pending_resent: u64,
     rounds_finished: u64,
 }
 
@@ -349,7 +351,8 @@ impl World {
             return;
         }
         if h.pending_commit().unwrap().is_some() {
-            // Never reached the DS (the DS has no commit for our epoch).
+            // Never reached the DS (the DS has no commit for our epoch); a
+            // restart re-sends it first (`resend_pending`), this is mid-run.
             h.clear_pending_commit().unwrap();
             self.stats.pending_cleared += 1;
         }
@@ -433,10 +436,43 @@ impl World {
         self.stats.rounds_finished += 1;
     }
 
-    /// What a restarted app does: every member catches up, cleans up, and
-    /// unfinished proposal rounds are committed.
+    /// After a restart: `c` staged a commit for the current epoch that never
+    /// reached the DS. Send the messages stored with it (not a new commit: had
+    /// the first one reached the DS, a second would fork the group).
+    fn resend_pending(&mut self, c: usize, g: usize) {
+        self.sync(c, g);
+        let Some(h) = self.handle(c, g) else { return };
+        if !h.is_active().unwrap() {
+            return;
+        }
+        let Some(info) = h.pending_commit().unwrap() else {
+            return;
+        };
+        let bundle = h
+            .pending_commit_bundle()
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: a staged commit without its messages", NAMES[c]));
+        let f = floater(g);
+        let is_floater = |id: &[u8]| id == NAMES[f].as_bytes();
+        let added = info.adds.iter().any(|a| is_floater(&a.identity));
+        let removed = info
+            .removes
+            .iter()
+            .any(|r| r.identity.as_deref().is_some_and(is_floater));
+        if self.send_commit(c, g, bundle, added.then_some(f), removed.then_some(f)) {
+            self.stats.pending_resent += 1;
+            self.stats.adds += u64::from(added);
+            self.stats.removes += u64::from(removed);
+        }
+    }
+
+    /// What a restarted app does: every member catches up and re-sends its
+    /// unsent commit, then cleans up, and unfinished proposal rounds are committed.
     fn recover(&mut self) {
         for g in 0..GROUPS {
+            for c in 0..NAMES.len() {
+                self.resend_pending(c, g);
+            }
             for c in 0..NAMES.len() {
                 self.settle(c, g);
             }
@@ -680,10 +716,13 @@ fn kill9_recovery_paths_made_on_purpose() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     setup(dir);
+    let epoch0;
     {
         let mut w = World::open(dir);
         // Group 0: alice staged a commit and "died" before sending it.
-        w.handle(base(0)[0], 0).unwrap().self_update().unwrap();
+        let h = w.handle(base(0)[0], 0).unwrap();
+        epoch0 = h.epoch().unwrap();
+        h.self_update().unwrap();
         // Group 0: bob created a proposal and "died" before sending it.
         w.handle(base(0)[1], 0)
             .unwrap()
@@ -722,10 +761,13 @@ fn kill9_recovery_paths_made_on_purpose() {
     }
     let mut w = World::open(dir);
     w.recover();
-    assert_eq!(w.stats.pending_cleared, 1);
+    assert_eq!(w.stats.pending_resent, 1);
+    assert_eq!(w.stats.pending_cleared, 0);
     assert_eq!(w.stats.pending_merged, 1);
     assert_eq!(w.stats.rounds_finished, 1);
     w.check();
+    // Alice's stored commit, sent after the restart, is the DS's commit of that epoch.
+    assert_eq!(w.ds.head_epoch(0), epoch0 + 1);
     assert_eq!(w.ds.head_epoch(1), 3);
     assert_eq!(w.ds.head_epoch(2), 3);
 }
@@ -825,6 +867,7 @@ fn kill9_random_sigkills_leave_every_group_consistent() {
         groups_checked += GROUPS as u64;
         total.pending_merged += w.stats.pending_merged;
         total.pending_cleared += w.stats.pending_cleared;
+        total.pending_resent += w.stats.pending_resent;
         total.rounds_finished += w.stats.rounds_finished;
         drop(w);
         fs::remove_dir_all(&check_dir).unwrap();
@@ -855,10 +898,11 @@ fn kill9_random_sigkills_leave_every_group_consistent() {
          {} operations completed by the children (DS accepted {apps} application messages, \
          {proposals} proposals, {commits} commits incl. {adds} adds and {removes} removes), \
          {groups_checked} group checks passed (0 corrupt, 0 forked); after kills the checker \
-         merged {} and cleared {} pending commits and finished {} proposal rounds; \
-         {:.1}s ({:.1}s checking)",
+         merged {}, re-sent {} and cleared {} pending commits and finished {} proposal \
+         rounds; {:.1}s ({:.1}s checking)",
         apps + proposals + commits,
         total.pending_merged,
+        total.pending_resent,
         total.pending_cleared,
         total.rounds_finished,
         started.elapsed().as_secs_f64(),
