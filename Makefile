@@ -74,7 +74,7 @@ test-stress: venv bindings-python ## Full reliability run: 200 SIGKILLs, 8 threa
 test: lint test-rust test-python test-leaks test-fuzz test-kotlin test-swift test-cross bench-smoke check-mobile ## Everything: lint, every language's tests, leaks, a short fuzz run, the benchmark harnesses once, the mobile compile checks
 
 bench: build ## Benchmarks: every layer vs raw OpenMLS, 2 to 10 000 members (release build, ~6 min; tests/bench/README.md)
-	$(CARGO) build --release --lib
+	$(CARGO) build -p mlskit --release --lib
 	mkdir -p $(TARGET_DIR)/bench
 	$(PYTHON) tests/bench/run.py --markdown $(TARGET_DIR)/bench/report.md --json $(TARGET_DIR)/bench/samples.json
 

@@ -34,7 +34,7 @@ cargo ndk \
     -t arm64-v8a -t armeabi-v7a -t x86_64 -t x86 \
     --platform "$API" \
     -o "$JNI" \
-    build --lib --profile "$PROFILE"
+    build -p mlskit --lib --profile "$PROFILE"
 for abi in arm64-v8a armeabi-v7a x86_64 x86; do
     [ -f "$JNI/$abi/libmlskit.so" ] || { echo "build-jni: $JNI/$abi/libmlskit.so missing" >&2; exit 1; }
 done

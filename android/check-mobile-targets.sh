@@ -9,7 +9,7 @@
 # It lives in android/ but covers both platforms: one script, one shared target
 # dir, one summary line, and ios/README.md points here.
 #
-# Per target: `rustup target add T`, then `cargo check --lib --target T`
+# Per target: `rustup target add T`, then `cargo check -p mlskit --lib --target T`
 # (first all targets in one cargo run, for speed, then one run per target for
 # the verdict, which is a no-op when the first run built it).
 # `cargo check` type-checks and borrow-checks all Rust code (the crate, OpenMLS,
@@ -186,7 +186,7 @@ if [ ${#ready[@]} -gt 0 ]; then
     s=$(date +%s)
     args=()
     for t in "${ready[@]}"; do args+=(--target "$t"); done
-    (cd "$ROOT" && env "${cc_env[@]}" cargo check --lib --keep-going "${args[@]}" --message-format short) \
+    (cd "$ROOT" && env "${cc_env[@]}" cargo check -p mlskit --lib --keep-going "${args[@]}" --message-format short) \
         >"$LOGS/check-all.log" 2>&1
     rc=$?
     say "all ${#ready[@]} targets in one cargo run: $(( $(date +%s) - s ))s (exit $rc; verdicts per target follow)"
@@ -203,7 +203,7 @@ fail_with_log() {
 # Phase 2: the verdict per target (a no-op when phase 1 built it; re-prints its errors if not).
 for t in ${ready[@]+"${ready[@]}"}; do
     s=$(date +%s)
-    if (cd "$ROOT" && env "${cc_env[@]}" cargo check --lib --target "$t" --message-format short) \
+    if (cd "$ROOT" && env "${cc_env[@]}" cargo check -p mlskit --lib --target "$t" --message-format short) \
             >"$LOGS/check-$t.log" 2>&1; then
         say "ok   $t"; passed=$((passed+1))
     else
@@ -214,7 +214,7 @@ done
 # panic_unwind, which UniFFI relies on) for the target, then checks the crate.
 for t in ${from_source[@]+"${from_source[@]}"}; do
     s=$(date +%s)
-    if (cd "$ROOT" && env "${cc_env[@]}" cargo +nightly check --lib -Zbuild-std=std,panic_unwind \
+    if (cd "$ROOT" && env "${cc_env[@]}" cargo +nightly check -p mlskit --lib -Zbuild-std=std,panic_unwind \
             --target "$t" --message-format short) >"$LOGS/check-$t.log" 2>&1; then
         say "ok   $t (standard library built from source: $(( $(date +%s) - s ))s)"; passed=$((passed+1))
     else

@@ -18,7 +18,7 @@ fail() { echo "smoke-release-small: $*" >&2; echo "release-small: 0 passed, 1 fa
 
 cd "$ROOT" || fail "no repo"
 s=$(date +%s)
-cargo build --lib --profile "$PROFILE" || fail "cargo build --lib --profile $PROFILE failed"
+cargo build -p mlskit --lib --profile "$PROFILE" || fail "cargo build --lib --profile $PROFILE failed"
 echo "smoke-release-small: build $(( $(date +%s) - s ))s"
 # The bindgen itself needs no size profile: the dev build (`make build`) reads the same metadata.
 cargo build --bin uniffi-bindgen || fail "cargo build --bin uniffi-bindgen failed"

@@ -42,12 +42,12 @@ cd "$ROOT"
 #    from which the bindings are generated.
 # The device build also prints what an app must link besides the .a
 # (rustc's native-static-libs; expected: only libSystem, which Xcode links).
-cargo rustc --lib --crate-type staticlib --profile "$PROFILE" --target "$IOS" -- --print native-static-libs
+cargo rustc -p mlskit --lib --crate-type staticlib --profile "$PROFILE" --target "$IOS" -- --print native-static-libs
 for t in $SIM; do
-    cargo rustc --lib --crate-type staticlib --profile "$PROFILE" --target "$t"
+    cargo rustc -p mlskit --lib --crate-type staticlib --profile "$PROFILE" --target "$t"
 done
 for t in $MAC; do
-    cargo build --lib --profile "$PROFILE" --target "$t"
+    cargo build -p mlskit --lib --profile "$PROFILE" --target "$t"
 done
 lib() { echo "$TARGET_DIR/$1/$PROFILE/libmlskit.a"; }
 

@@ -83,7 +83,9 @@ def log(message: str) -> None:
 
 def rust_executable(profile: str) -> Path:
     """Builds the Rust harness (`cargo bench`/`cargo test` profile) and returns its path."""
-    mode = ["bench"] if profile == "release" else ["test"]
+    # Release: the library alone (`-p mlskit`, without the bindgen's uniffi/cli), as
+    # `make bench` builds it; debug: both workspace members, as `make build` does.
+    mode = ["bench", "-p", "mlskit"] if profile == "release" else ["test"]
     cmd = ["cargo", *mode, "--no-run", "--bench", "layers", "--message-format=json-render-diagnostics"]
     out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     for line in out.splitlines():
@@ -98,7 +100,7 @@ def python_package(profile: str) -> Path:
     lib = TARGET / profile / "libmlskit.so"
     bindgen = TARGET / "debug" / "uniffi-bindgen"
     if not lib.is_file() or not bindgen.is_file():
-        raise SystemExit(f"run.py: {lib} or {bindgen} missing (make build; cargo build --release --lib)")
+        raise SystemExit(f"run.py: {lib} or {bindgen} missing (make build; cargo build -p mlskit --release --lib)")
     parent = TARGET / "bench" / f"python-{profile}"
     pkg = parent / "mlskit"
     shutil.rmtree(pkg, ignore_errors=True)
