@@ -112,3 +112,121 @@ fn stores_written_by_the_previous_encoder_still_work() {
         ms[0].group.epoch_authenticator().unwrap()
     );
 }
+
+/// A map store that remembers the value bytes each commit put.
+#[derive(Default)]
+struct Metered {
+    map: Arc<MapStore>,
+    last_commit_bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl StorageBackend for Metered {
+    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, mlskit::StorageError> {
+        self.map.read(key)
+    }
+
+    fn commit(&self, writes: Vec<mlskit::StorageWrite>) -> Result<(), mlskit::StorageError> {
+        let bytes = writes
+            .iter()
+            .map(|w| match w {
+                mlskit::StorageWrite::Put { value, .. } => value.len(),
+                mlskit::StorageWrite::Delete { .. } => 0,
+            })
+            .sum();
+        self.last_commit_bytes
+            .store(bytes, std::sync::atomic::Ordering::SeqCst);
+        self.map.commit(writes)
+    }
+}
+
+/// Keys of the chunks of large records (namespace `chk`).
+fn chunk_keys(store: &MapStore) -> Vec<Vec<u8>> {
+    store
+        .snapshot()
+        .into_keys()
+        .filter(|k| k.windows(4).any(|w| w == b"chk\0"))
+        .collect()
+}
+
+fn decrypt(group: &mlskit::Group, ct: Vec<u8>) -> Result<Vec<u8>, mlskit::MlsError> {
+    match group.process_message(ct)? {
+        ReceivedMessage::Application { message } => Ok(message.plaintext),
+        _ => panic!("expected an application message"),
+    }
+}
+
+/// OpenMLS rewrites a group's message secrets (current and past epochs) after
+/// every message; in a large group that record is stored in chunks and a
+/// message writes only what changed. It reads back whole after a restart, and
+/// a broken chunk is `StorageCorrupt`, not a wrong state.
+#[test]
+fn large_message_secrets_are_rewritten_in_part_and_read_back_whole() {
+    let (a_store, b_store) = (Arc::new(Metered::default()), Arc::new(Metered::default()));
+    let alice = Client::new(a_store.clone(), b"alice".to_vec(), None).unwrap();
+    let bob = Client::new(b_store.clone(), b"bob".to_vec(), None).unwrap();
+    let a = alice.create_group(None).unwrap();
+    let mut kps = bob.create_key_packages(1, None).unwrap();
+    for i in 0..58 {
+        let filler = Client::new(mlskit::memory_storage(), format!("f{i}").into(), None).unwrap();
+        kps.extend(filler.create_key_packages(1, None).unwrap());
+    }
+    let bundle = a.add_members(kps).unwrap();
+    a.merge_pending_commit().unwrap();
+    let b = bob.join_group(bundle.welcome.unwrap(), None, None).unwrap();
+    // Each epoch kept for late messages adds its secrets to the record.
+    for _ in 0..4 {
+        let bundle = a.self_update().unwrap();
+        a.merge_pending_commit().unwrap();
+        process_and_merge(&b, &bundle.commit);
+    }
+    let ct = a.encrypt(b"warm".to_vec(), vec![]).unwrap();
+    assert_eq!(decrypt(&b, ct).unwrap(), b"warm");
+
+    for (store, name) in [(&a_store, "alice"), (&b_store, "bob")] {
+        let chunks = chunk_keys(&store.map);
+        assert!(chunks.len() >= 3, "{name}: {} chunks", chunks.len());
+    }
+    let record_bytes: usize = {
+        let snapshot = a_store.map.snapshot();
+        chunk_keys(&a_store.map)
+            .iter()
+            .map(|k| snapshot[k].len())
+            .sum()
+    };
+    let ct = a.encrypt(b"one more".to_vec(), vec![]).unwrap();
+    let wrote = a_store
+        .last_commit_bytes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        wrote * 2 < record_bytes,
+        "an encrypt wrote {wrote} bytes of a {record_bytes}-byte record"
+    );
+
+    // A restart reads the record back from its chunks.
+    let group_id = b.id();
+    drop((b, bob));
+    let bob = Client::new(b_store.clone(), b"bob".to_vec(), None).unwrap();
+    let b = bob.group(group_id.clone()).unwrap();
+    assert_eq!(decrypt(&b, ct).unwrap(), b"one more");
+    assert_eq!(
+        b.epoch_authenticator().unwrap(),
+        a.epoch_authenticator().unwrap()
+    );
+
+    // One altered chunk: the group does not load, and says why.
+    let victim = chunk_keys(&b_store.map).remove(1);
+    let mut value = b_store.map.snapshot()[&victim].clone();
+    value[100] ^= 1;
+    b_store
+        .map
+        .commit(vec![mlskit::StorageWrite::Put { key: victim, value }])
+        .unwrap();
+    drop((b, bob));
+    let bob = Client::new(b_store.clone(), b"bob".to_vec(), None).unwrap();
+    match bob.group(group_id) {
+        Err(mlskit::MlsError::StorageCorrupt { key, .. }) => {
+            assert!(key.contains("message_secrets"), "{key}")
+        }
+        other => panic!("expected StorageCorrupt, got {:?}", other.map(|_| ())),
+    }
+}

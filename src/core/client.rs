@@ -16,6 +16,7 @@ use crate::core::error::{self, CoreError};
 use crate::core::group::GroupHandle;
 use crate::core::message;
 use crate::core::storage::cache::CachedBackend;
+use crate::core::storage::chunked::ChunkedBackend;
 use crate::core::storage::codec;
 use crate::core::storage::overlay::{not_in_callback, Overlay};
 use crate::core::storage::provider::{key_package_key, Provider};
@@ -221,7 +222,7 @@ impl Client {
             return Err(CoreError::validation("identity must not be empty"));
         }
         let inner = Arc::new(ClientCore {
-            backend: Arc::new(CachedBackend::new(backend)),
+            backend: Arc::new(CachedBackend::new(Arc::new(ChunkedBackend::new(backend)))),
             crypto: RustCrypto::default(),
             identity,
             settings,

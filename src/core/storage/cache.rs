@@ -137,9 +137,12 @@ impl Backend for CachedBackend {
     }
 
     fn invalidate(&self) {
-        let mut state = self.state();
-        state.generation += 1;
-        state.clear();
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            state.clear();
+        }
+        self.inner.invalidate();
     }
 }
 

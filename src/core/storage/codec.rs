@@ -2,8 +2,11 @@
 //!
 //! Key layout: `"mlskit" 0x00 FORMAT namespace 0x00 label 0x00 cbor(key)`, where
 //! `FORMAT` is [`FORMAT_VERSION`] and namespace is `mls` (records OpenMLS asks
-//! for, with OpenMLS's storage version in the label) or `sdk` (our own index
-//! records). Values are CBOR, which is self-describing as OpenMLS requires.
+//! for, with OpenMLS's storage version in the label), `sdk` (our own index
+//! records) or `chk` (chunks of large OpenMLS records, see `chunked`; their
+//! last part is the record's full key and the chunk index, u64 BE).
+//! Values are CBOR, which is self-describing as OpenMLS requires, except the
+//! header of a chunked record (`chunked::MAGIC`).
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -21,6 +24,8 @@ pub enum Namespace {
     Mls,
     /// Records owned by the SDK (identity, indexes).
     Sdk,
+    /// Chunks of large OpenMLS records (`chunked`).
+    Chunk,
 }
 
 impl Namespace {
@@ -28,6 +33,7 @@ impl Namespace {
         match self {
             Namespace::Mls => b"mls",
             Namespace::Sdk => b"sdk",
+            Namespace::Chunk => b"chk",
         }
     }
 }
@@ -51,6 +57,17 @@ pub fn in_namespace(key: &[u8], namespace: Namespace) -> bool {
         .and_then(|r| r.strip_prefix(&[FORMAT_VERSION]))
         .and_then(|r| r.strip_prefix(namespace.tag()))
         .is_some_and(|r| r.first() == Some(&0))
+}
+
+/// Whether `key` is a record of `namespace` whose label is `name` (in any of
+/// OpenMLS's storage versions, `name@N`).
+pub fn is_record(key: &[u8], namespace: Namespace, name: &str) -> bool {
+    key.strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix(&[FORMAT_VERSION]))
+        .and_then(|r| r.strip_prefix(namespace.tag()))
+        .and_then(|r| r.strip_prefix(&[0]))
+        .and_then(|r| r.strip_prefix(name.as_bytes()))
+        .is_some_and(|r| r.first() == Some(&b'@'))
 }
 
 /// Human-readable label of a storage key, for error messages (never the key bytes).

@@ -2,6 +2,7 @@
 //! makes every SDK operation one atomic batch, and the built-in backends.
 
 pub mod cache;
+pub mod chunked;
 pub mod codec;
 pub mod encrypted;
 pub mod memory;
@@ -83,6 +84,8 @@ pub(crate) struct CountingBackend {
     pub inner: memory::MemoryBackend,
     pub reads: std::sync::atomic::AtomicUsize,
     pub commits: std::sync::atomic::AtomicUsize,
+    /// Value bytes of the puts committed.
+    pub bytes: std::sync::atomic::AtomicUsize,
     pub refuse: std::sync::atomic::AtomicBool,
 }
 
@@ -100,6 +103,14 @@ impl Backend for CountingBackend {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(BackendError::new("refused"));
         }
+        let bytes: usize = batch
+            .iter()
+            .map(|w| match w {
+                Write::Put { value, .. } => value.len(),
+                Write::Delete { .. } => 0,
+            })
+            .sum();
+        self.bytes.fetch_add(bytes, Ordering::SeqCst);
         self.inner.commit(batch)
     }
 }

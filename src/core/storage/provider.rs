@@ -19,7 +19,7 @@ pub struct StorageFault(pub CoreError);
 type R<T> = Result<T, StorageFault>;
 
 /// Record labels; part of the persisted format, never change them.
-mod label {
+pub(crate) mod label {
     pub const JOIN_CONFIG: &str = "join_config";
     pub const OWN_LEAF_NODES: &str = "own_leaf_nodes";
     pub const PROPOSAL: &str = "proposal";
