@@ -239,6 +239,15 @@ fn main() {
         seeds.push(("storage_decode", format!("record_{i:02}"), one));
     }
 
+    // Headers of chunked message-secrets records (an intact one whose chunks
+    // the echo store cannot supply, and one claiming a huge length).
+    for (name, len) in [("chunk_header", 16_385u64), ("chunk_header_huge", 1 << 63)] {
+        let mut header = vec![0, 0xFF, 1];
+        header.extend_from_slice(&len.to_be_bytes());
+        header.extend((0..32u8).collect::<Vec<u8>>());
+        seeds.push(("storage_decode", name.into(), header));
+    }
+
     let fixtures = dir.join("fixtures");
     std::fs::create_dir_all(&fixtures).unwrap();
     std::fs::write(fixtures.join("bob.state"), encode_snapshot(&bob_state)).unwrap();
