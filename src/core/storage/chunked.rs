@@ -12,14 +12,12 @@
 //!
 //! Header: [`MAGIC`] (0xFF: a CBOR "break", which no CBOR value starts with, so
 //! plain values written before this layer existed still read as they are),
-//! a format byte, the value's length (u64 BE) and one 16-byte SHA-256 prefix
+//! a format byte, the value's length (u64 BE) and one 16-byte XXH3-128 hash
 //! per chunk. A chunk that is missing or does not match its hash makes the
 //! record read back as its header, which does not decode: `StorageCorrupt`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-
-use sha2::{Digest, Sha256};
 
 use super::codec::{self, Namespace};
 use super::provider::label;
@@ -39,11 +37,11 @@ const MAX_HEADERS: usize = 4096;
 
 type Hash = [u8; HASH_BYTES];
 
+/// XXH3-128 of a chunk: tells a changed chunk from an unchanged one, and a
+/// chunk damaged in the store from an intact one. Not a defence against a
+/// store that forges data on purpose: `encrypted_storage` authenticates.
 fn hash(chunk: &[u8]) -> Hash {
-    let digest = Sha256::digest(chunk);
-    let mut out = [0u8; HASH_BYTES];
-    out.copy_from_slice(&digest[..HASH_BYTES]);
-    out
+    xxhash_rust::xxh3::xxh3_128(chunk).to_be_bytes()
 }
 
 /// Whether records under `key` may be stored in chunks: only the
