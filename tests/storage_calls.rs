@@ -1,6 +1,7 @@
 //! What each operation asks of the host's store: exactly one `commit` per
-//! mutating call, no `read` for a group already in memory; and stores written
-//! by earlier versions (whose CBOR encoder differed) still read.
+//! mutating call, no `read` for a group already in memory, only the changed
+//! chunks of a large message-secrets record per message; and stores written
+//! by earlier versions (another CBOR encoder, large records unchunked) still read.
 
 mod common;
 
@@ -155,12 +156,19 @@ fn decrypt(group: &mlskit::Group, ct: Vec<u8>) -> Result<Vec<u8>, mlskit::MlsErr
     }
 }
 
-/// OpenMLS rewrites a group's message secrets (current and past epochs) after
-/// every message; in a large group that record is stored in chunks and a
-/// message writes only what changed. It reads back whole after a restart, and
-/// a broken chunk is `StorageCorrupt`, not a wrong state.
-#[test]
-fn large_message_secrets_are_rewritten_in_part_and_read_back_whole() {
+/// Alice's group of 60 (Bob and 58 members that never join), after four
+/// self-updates: each epoch kept for late messages adds its secrets to the
+/// message-secrets record, which ends up well above the chunking threshold.
+struct LargeGroup {
+    a_store: Arc<Metered>,
+    b_store: Arc<Metered>,
+    a: Arc<mlskit::Group>,
+    bob: Arc<Client>,
+    b: Arc<mlskit::Group>,
+    _alice: Arc<Client>,
+}
+
+fn large_group() -> LargeGroup {
     let (a_store, b_store) = (Arc::new(Metered::default()), Arc::new(Metered::default()));
     let alice = Client::new(a_store.clone(), b"alice".to_vec(), None).unwrap();
     let bob = Client::new(b_store.clone(), b"bob".to_vec(), None).unwrap();
@@ -173,12 +181,35 @@ fn large_message_secrets_are_rewritten_in_part_and_read_back_whole() {
     let bundle = a.add_members(kps).unwrap();
     a.merge_pending_commit().unwrap();
     let b = bob.join_group(bundle.welcome.unwrap(), None, None).unwrap();
-    // Each epoch kept for late messages adds its secrets to the record.
     for _ in 0..4 {
         let bundle = a.self_update().unwrap();
         a.merge_pending_commit().unwrap();
         process_and_merge(&b, &bundle.commit);
     }
+    LargeGroup {
+        a_store,
+        b_store,
+        a,
+        bob,
+        b,
+        _alice: alice,
+    }
+}
+
+/// OpenMLS rewrites a group's message secrets (current and past epochs) after
+/// every message; in a large group that record is stored in chunks and a
+/// message writes only what changed. It reads back whole after a restart, and
+/// a broken chunk is `StorageCorrupt`, not a wrong state.
+#[test]
+fn large_message_secrets_are_rewritten_in_part_and_read_back_whole() {
+    let LargeGroup {
+        a_store,
+        b_store,
+        a,
+        bob,
+        b,
+        _alice,
+    } = large_group();
     let ct = a.encrypt(b"warm".to_vec(), vec![]).unwrap();
     assert_eq!(decrypt(&b, ct).unwrap(), b"warm");
 
@@ -229,4 +260,64 @@ fn large_message_secrets_are_rewritten_in_part_and_read_back_whole() {
         }
         other => panic!("expected StorageCorrupt, got {:?}", other.map(|_| ())),
     }
+}
+
+/// A store written before chunking existed holds the message-secrets record
+/// as one plain value, however large. It loads as it is, and the next message
+/// moves the record into chunks.
+#[test]
+fn a_large_plain_message_secrets_record_from_an_earlier_version_still_loads() {
+    let LargeGroup {
+        b_store,
+        a,
+        bob,
+        b,
+        _alice,
+        ..
+    } = large_group();
+    let group_id = b.id();
+    drop((b, bob));
+
+    // Bob's store as the earlier version wrote it: each chunked record put
+    // back together under its own key, no chunk keys. A chunk key ends with
+    // the record's key and the chunk index (u64 BE).
+    let snapshot = b_store.map.snapshot();
+    let chunks = chunk_keys(&b_store.map);
+    assert!(chunks.len() >= 3);
+    let mut records: std::collections::BTreeMap<Vec<u8>, Vec<(u64, Vec<u8>)>> = Default::default();
+    for key in &chunks {
+        let start = key.windows(6).position(|w| w == b"chunk\0").unwrap() + 6;
+        let (record, index) = key[start..].split_at(key.len() - start - 8);
+        let index = u64::from_be_bytes(index.try_into().unwrap());
+        records
+            .entry(record.to_vec())
+            .or_default()
+            .push((index, snapshot[key].clone()));
+    }
+    let mut writes: Vec<mlskit::StorageWrite> = chunks
+        .iter()
+        .map(|key| mlskit::StorageWrite::Delete { key: key.clone() })
+        .collect();
+    for (record, mut parts) in records {
+        assert!(snapshot[&record][0] == 0xFF, "a chunked record's header");
+        parts.sort();
+        let value: Vec<u8> = parts.into_iter().flat_map(|(_, chunk)| chunk).collect();
+        assert!(value.len() > 32 * 1024, "{} bytes", value.len());
+        writes.push(mlskit::StorageWrite::Put { key: record, value });
+    }
+    b_store.map.commit(writes).unwrap();
+    assert!(chunk_keys(&b_store.map).is_empty());
+
+    let bob = Client::new(b_store.clone(), b"bob".to_vec(), None).unwrap();
+    let b = bob.group(group_id).unwrap();
+    assert_eq!(
+        b.epoch_authenticator().unwrap(),
+        a.epoch_authenticator().unwrap()
+    );
+    let ct = a.encrypt(b"after the upgrade".to_vec(), vec![]).unwrap();
+    assert_eq!(decrypt(&b, ct).unwrap(), b"after the upgrade");
+    // That message moved Bob's record into chunks.
+    assert!(chunk_keys(&b_store.map).len() >= 3);
+    let ct = b.encrypt(b"and back".to_vec(), vec![]).unwrap();
+    assert_eq!(decrypt(&a, ct).unwrap(), b"and back");
 }
