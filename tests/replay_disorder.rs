@@ -334,3 +334,65 @@ fn loser_processing_the_winner_directly_drops_its_own_pending_commit() {
     assert!(reopened.pending_commit().unwrap().is_none());
     check_messaging(&all(&ms), 1);
 }
+
+/// A fork, made on purpose: m1 merges its own commit although the DS took
+/// m0's. Members detect it by comparing `epoch_authenticator()` (same epoch,
+/// different values), and repair it with the existing API: a member on the
+/// accepted side removes and re-adds m1 in one commit (`propose_remove` +
+/// `propose_add`, then `commit_pending_proposals`), and m1 drops its copy and
+/// joins from the Welcome.
+#[test]
+fn a_forked_member_is_detected_and_re_added_in_one_commit() {
+    let ms = three();
+    let (a, b, c) = (&ms[0], &ms[1], &ms[2]);
+    let accepted = a.group.self_update().unwrap();
+    a.group.merge_pending_commit().unwrap();
+    let _rejected = b.group.self_update().unwrap();
+    b.group.merge_pending_commit().unwrap(); // the app's bug: merged without the DS's word
+    process_and_merge(&c.group, &accepted.commit);
+
+    // Detection.
+    assert_eq!(a.group.epoch().unwrap(), b.group.epoch().unwrap());
+    assert_ne!(
+        a.group.epoch_authenticator().unwrap(),
+        b.group.epoch_authenticator().unwrap()
+    );
+    assert_agree(&[a, c]);
+    let ct = a
+        .group
+        .encrypt(b"unreadable on the fork".to_vec(), vec![])
+        .unwrap();
+    assert!(b.group.process_message(ct).is_err());
+
+    // Repair: remove and re-add m1 in one commit of the accepted side.
+    let index = b.group.own_index().unwrap();
+    let kp = b.client.create_key_packages(1, None).unwrap().remove(0);
+    let remove = a
+        .group
+        .propose_remove(index, mlskit::ProposalMode::ByReference)
+        .unwrap();
+    let add = a
+        .group
+        .propose_add(kp, mlskit::ProposalMode::ByReference)
+        .unwrap();
+    process_proposal(&c.group, &remove.message);
+    process_proposal(&c.group, &add.message);
+    let repair = a.group.commit_pending_proposals().unwrap();
+    a.group.merge_pending_commit().unwrap();
+    process_and_merge(&c.group, &repair.commit);
+    b.client.delete_group(b.group.id()).unwrap();
+    let rejoined = b
+        .client
+        .join_group(repair.welcome.unwrap(), None, None)
+        .unwrap();
+
+    let b = Member {
+        name: b.name.clone(),
+        store: b.store.clone(),
+        client: b.client.clone(),
+        group: rejoined,
+    };
+    assert_eq!(b.group.members().unwrap().len(), 3);
+    assert_agree(&[a, &b, c]);
+    check_messaging(&[a, &b, c], 1);
+}
