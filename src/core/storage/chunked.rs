@@ -302,6 +302,13 @@ mod tests {
             .collect()
     }
 
+    /// Commits a record of `chunks` whole chunks, its bytes set by `seed`.
+    fn write(layer: &ChunkedBackend, key: &[u8], chunks: usize, seed: u8) {
+        layer
+            .commit(vec![put(key, &pattern(chunks * CHUNK_BYTES, seed))])
+            .unwrap();
+    }
+
     /// Number of keys stored in the backend below.
     fn stored_keys(base: &Counting) -> usize {
         base.inner.len()
@@ -335,21 +342,15 @@ mod tests {
     fn shrinking_growing_and_deleting_leave_no_stray_chunks() {
         let (base, layer) = layered();
         let key = k("g1");
-        layer
-            .commit(vec![put(&key, &pattern(5 * CHUNK_BYTES, 2))])
-            .unwrap();
+        write(&layer, &key, 5, 2);
         assert_eq!(stored_keys(&base), 6);
-        layer
-            .commit(vec![put(&key, &pattern(3 * CHUNK_BYTES, 3))])
-            .unwrap();
+        write(&layer, &key, 3, 3);
         assert_eq!(stored_keys(&base), 4);
         // Below the threshold: a plain value again, chunks gone.
         layer.commit(vec![put(&key, b"small")]).unwrap();
         assert_eq!(stored_keys(&base), 1);
         assert_eq!(layer.read(&key).unwrap(), Some(b"small".to_vec()));
-        layer
-            .commit(vec![put(&key, &pattern(4 * CHUNK_BYTES, 4))])
-            .unwrap();
+        write(&layer, &key, 4, 4);
         layer
             .commit(vec![Write::Delete { key: key.clone() }])
             .unwrap();
@@ -361,9 +362,7 @@ mod tests {
     fn a_fresh_layer_cleans_up_chunks_of_a_record_it_never_read() {
         let base = Arc::new(Counting::default());
         let key = k("secrets");
-        ChunkedBackend::new(base.clone())
-            .commit(vec![put(&key, &pattern(6 * CHUNK_BYTES, 5))])
-            .unwrap();
+        write(&ChunkedBackend::new(base.clone()), &key, 6, 5);
         ChunkedBackend::new(base.clone())
             .commit(vec![Write::Delete { key }])
             .unwrap();
@@ -440,14 +439,10 @@ mod tests {
     fn a_loaded_record_is_rewritten_without_reads() {
         let (base, layer) = layered();
         let key = k("secrets");
-        layer
-            .commit(vec![put(&key, &pattern(4 * CHUNK_BYTES, 10))])
-            .unwrap();
+        write(&layer, &key, 4, 10);
         let reads = base.reads.load(Ordering::SeqCst);
         for seed in 11..15 {
-            layer
-                .commit(vec![put(&key, &pattern(4 * CHUNK_BYTES, seed))])
-                .unwrap();
+            write(&layer, &key, 4, seed);
         }
         assert_eq!(base.reads.load(Ordering::SeqCst), reads);
     }
