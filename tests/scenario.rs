@@ -117,6 +117,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
         out_of_order_tolerance: 4,
         maximum_forward_distance: 500,
         use_ratchet_tree_extension: true,
+        allow_external_commits: true,
         required_extension_types: vec![CUSTOM_EXTENSION],
         required_proposal_types: vec![CUSTOM_PROPOSAL],
         required_credential_types: vec![1],
@@ -608,8 +609,14 @@ fn out_of_band_ratchet_tree() {
     ga.merge_pending_commit().unwrap();
     let tree = ga.export_ratchet_tree().unwrap();
     let welcome = bundle.welcome.unwrap();
-    assert!(b.inspect_welcome(welcome.clone(), None).is_err());
-    assert!(b.join_group(welcome.clone(), None, None).is_err());
+    assert!(matches!(
+        b.inspect_welcome(welcome.clone(), None),
+        Err(MlsError::MissingRatchetTree)
+    ));
+    assert!(matches!(
+        b.join_group(welcome.clone(), None, None),
+        Err(MlsError::MissingRatchetTree)
+    ));
     let wi = b
         .inspect_welcome(welcome.clone(), Some(tree.clone()))
         .unwrap();
@@ -619,7 +626,10 @@ fn out_of_band_ratchet_tree() {
     // External join without the tree in the GroupInfo.
     let c = client_on(&FaultyStore::map(), "c");
     let gi = ga.export_group_info(false).unwrap();
-    assert!(c.join_by_external_commit(gi.clone(), None, None).is_err());
+    assert!(matches!(
+        c.join_by_external_commit(gi.clone(), None, None),
+        Err(MlsError::MissingRatchetTree)
+    ));
     assert!(c.group_ids().unwrap().is_empty());
     let ej = c
         .join_by_external_commit(gi, Some(ga.export_ratchet_tree().unwrap()), None)
@@ -887,10 +897,16 @@ fn own_messages_echoed_back() {
             .unwrap();
         let own = ga.self_update().unwrap();
         let before = Observed::of(&ga);
-        match ga.process_message(own.commit.clone()) {
-            Ok(ReceivedMessage::OwnMessage) | Err(MlsError::ValidationFailed { .. }) => {}
-            Ok(_) => panic!("{policy:?}: own commit was not recognised"),
-            Err(e) => panic!("{policy:?}: own commit: unexpected {e:?}"),
+        let next = ga.epoch().unwrap() + 1;
+        // The echo of the pending commit is the acknowledgement, even twice.
+        for _ in 0..2 {
+            match ga.process_message(own.commit.clone()) {
+                Ok(ReceivedMessage::OwnCommit { new_epoch }) => {
+                    assert_eq!(new_epoch, next, "{policy:?}")
+                }
+                Ok(_) => panic!("{policy:?}: own commit was not recognised"),
+                Err(e) => panic!("{policy:?}: own commit: unexpected {e:?}"),
+            }
         }
         assert_eq!(
             Observed::of(&ga),
@@ -898,6 +914,13 @@ fn own_messages_echoed_back() {
             "{policy:?}: own commit echo changed state"
         );
         ga.merge_pending_commit().unwrap();
+        // Once merged, a late echo is refused by epoch and changes nothing.
+        let merged = Observed::of(&ga);
+        assert!(matches!(
+            ga.process_message(own.commit.clone()),
+            Err(MlsError::WrongEpoch { .. })
+        ));
+        assert_eq!(Observed::of(&ga), merged, "{policy:?}: late echo");
         process_and_merge(&gb, &own.commit);
         check_group_messaging(&[&ga, &gb]);
     }
@@ -997,4 +1020,82 @@ fn pending_commit_bundle_lives_exactly_as_long_as_the_staged_commit() {
     a.group.self_update().unwrap();
     a.client.delete_group(a.group.id()).unwrap();
     assert!(!stores_pending_commit_messages(&a.store));
+}
+
+/// A member whose key package lifetime has passed (it never committed with a
+/// path) does not lock newcomers out, by Welcome or by external commit; a key
+/// package being added is still checked (RFC 9420 §10.1).
+#[test]
+fn expired_leaf_in_tree_still_admits_newcomers() {
+    let short = Some(KeyPackageOptions {
+        lifetime_seconds: Some(2),
+        ..Default::default()
+    });
+    let a = client_on(&FaultyStore::map(), "a");
+    let b = client_on(&FaultyStore::map(), "b");
+    let ga = a.create_group(None).unwrap();
+    let bundle = ga
+        .add_members(b.create_key_packages(1, short.clone()).unwrap())
+        .unwrap();
+    ga.merge_pending_commit().unwrap();
+    let gb = b.join_group(bundle.welcome.unwrap(), None, None).unwrap();
+    let late = client_on(&FaultyStore::map(), "late");
+    let expired = late.create_key_packages(1, short).unwrap().remove(0);
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+
+    let c = client_on(&FaultyStore::map(), "c");
+    let bundle = ga
+        .add_members(c.create_key_packages(1, None).unwrap())
+        .unwrap();
+    ga.merge_pending_commit().unwrap();
+    process_and_merge(&gb, &bundle.commit);
+    let gc = c.join_group(bundle.welcome.unwrap(), None, None).unwrap();
+    check_group_messaging(&[&ga, &gb, &gc]);
+
+    let e = client_on(&FaultyStore::map(), "e");
+    let joined = e
+        .join_by_external_commit(ga.export_group_info(true).unwrap(), None, None)
+        .unwrap();
+    for g in [&ga, &gb, &gc] {
+        process_and_merge(g, &joined.commit);
+    }
+    check_group_messaging(&[&ga, &gb, &gc, &joined.group]);
+
+    assert!(matches!(
+        mlskit::validate_key_package(expired.clone()),
+        Err(MlsError::InvalidKeyPackage { .. })
+    ));
+    assert!(matches!(
+        ga.add_members(vec![expired]),
+        Err(MlsError::InvalidKeyPackage { .. })
+    ));
+}
+
+/// Key packages may live up to 365 days (the mls-rs default), not longer.
+#[test]
+fn key_package_lifetime_up_to_a_year() {
+    let a = client_on(&FaultyStore::map(), "a");
+    let year = 365 * 24 * 60 * 60;
+    let kp = a
+        .create_key_packages(
+            1,
+            Some(KeyPackageOptions {
+                lifetime_seconds: Some(year),
+                ..Default::default()
+            }),
+        )
+        .unwrap()
+        .remove(0);
+    let info = mlskit::validate_key_package(kp).unwrap();
+    assert!(info.not_after - info.not_before >= year);
+    assert!(matches!(
+        a.create_key_packages(
+            1,
+            Some(KeyPackageOptions {
+                lifetime_seconds: Some(year + 1),
+                ..Default::default()
+            }),
+        ),
+        Err(MlsError::ValidationFailed { .. })
+    ));
 }

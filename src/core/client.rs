@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::config::{self, ClientSettings, GroupSettings, JoinSettings};
 use crate::core::error::{self, CoreError};
-use crate::core::group::GroupHandle;
+use crate::core::group::{self, GroupHandle};
 use crate::core::message;
 use crate::core::storage::cache::CachedBackend;
 use crate::core::storage::chunked::ChunkedBackend;
@@ -27,8 +27,12 @@ const SIGNER: &str = "signer";
 const GROUPS: &str = "groups";
 const KEY_PACKAGES: &str = "key_packages";
 
-/// Longest key package lifetime we create (RFC 9420 peers may refuse longer ones).
-pub const MAX_KEY_PACKAGE_LIFETIME_SECS: u64 = 60 * 60 * 24 * 28 * 3;
+/// Lifetime of the key packages we create unless the app says otherwise:
+/// 12 weeks, as OpenMLS (its `not_before` is one hour back, for clock skew).
+pub const DEFAULT_KEY_PACKAGE_LIFETIME_SECS: u64 = 60 * 60 * 24 * 7 * 12;
+/// Longest key package lifetime we create: 365 days, the mls-rs default, well
+/// inside what we accept from peers (`message::MAX_KEY_PACKAGE_LIFETIME_RANGE_SECS`).
+pub const MAX_KEY_PACKAGE_LIFETIME_SECS: u64 = 60 * 60 * 24 * 365;
 /// Most key packages created in one call.
 pub const MAX_KEY_PACKAGES_PER_CALL: u32 = 1000;
 
@@ -206,6 +210,38 @@ pub(crate) fn finish<T>(provider: &Provider, result: Result<T, CoreError>) -> Re
     })
 }
 
+/// Decrypts a Welcome and builds the group it describes, without writing
+/// anything yet; also returns the external PSK ids it needs.
+///
+/// The lifetimes of leaves already in the tree are not checked: a member who
+/// has not committed with a path since it joined still carries its original
+/// key package's lifetime, and refusing the tree once that passed would make
+/// every quiet member lock newcomers out (mls-rs does not check them either).
+/// A key package being added is checked when its commit is processed.
+fn stage_welcome(
+    provider: &Provider,
+    config: &MlsGroupJoinConfig,
+    welcome: Welcome,
+    tree: Option<RatchetTreeIn>,
+) -> Result<(StagedWelcome, Vec<Vec<u8>>), CoreError> {
+    let processed = ProcessedWelcome::new_from_welcome(provider, config, welcome)
+        .map_err(|e| error::from_welcome_error(&e))?;
+    let psks = processed
+        .psks()
+        .iter()
+        .filter_map(|id| match id.psk() {
+            Psk::External(ext) => Some(ext.psk_id().to_vec()),
+            _ => None,
+        })
+        .collect();
+    let mut join = JoinBuilder::new(provider, processed).skip_lifetime_validation();
+    if let Some(tree) = tree {
+        join = join.with_ratchet_tree(tree);
+    }
+    let staged = join.build().map_err(|e| error::from_welcome_error(&e))?;
+    Ok((staged, psks))
+}
+
 /// An MLS client: one identity, its key packages and its groups, over one storage.
 pub struct Client {
     inner: Arc<ClientCore>,
@@ -275,7 +311,7 @@ impl Client {
         }
         let lifetime = settings
             .lifetime_seconds
-            .unwrap_or(MAX_KEY_PACKAGE_LIFETIME_SECS);
+            .unwrap_or(DEFAULT_KEY_PACKAGE_LIFETIME_SECS);
         if lifetime == 0 || lifetime > MAX_KEY_PACKAGE_LIFETIME_SECS {
             return Err(CoreError::validation(format!(
                 "lifetime must be 1..={MAX_KEY_PACKAGE_LIFETIME_SECS} seconds"
@@ -408,6 +444,11 @@ impl Client {
                     other => CoreError::validation(other),
                 })?;
             inner.index_group(provider.overlay(), group.group_id().as_slice(), true)?;
+            group::store_policy(
+                provider.overlay(),
+                group.group_id().as_slice(),
+                &settings.join,
+            )?;
             Ok(group)
         })?;
         Ok(inner.register(group))
@@ -431,23 +472,12 @@ impl Client {
         not_in_callback()?;
         let provider = self.inner.provider();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let processed = ProcessedWelcome::new_from_welcome(
+            let (staged, psks) = stage_welcome(
                 &provider,
                 &JoinSettings::default().join_config(),
                 welcome,
-            )
-            .map_err(|e| error::from_welcome_error(&e))?;
-            let psks = processed
-                .psks()
-                .iter()
-                .filter_map(|id| match id.psk() {
-                    Psk::External(ext) => Some(ext.psk_id().to_vec()),
-                    _ => None,
-                })
-                .collect();
-            let staged = processed
-                .into_staged_welcome(&provider, tree)
-                .map_err(|e| error::from_welcome_error(&e))?;
+                tree,
+            )?;
             let ctx = staged.group_context();
             Ok(WelcomeSummary {
                 group_id: ctx.group_id().as_slice().to_vec(),
@@ -477,13 +507,12 @@ impl Client {
         not_in_callback()?;
         let _index = lock(&inner.index_lock);
         let group = inner.run(|provider| {
-            let staged =
-                StagedWelcome::new_from_welcome(provider, &settings.join_config(), welcome, tree)
-                    .map_err(|e| error::from_welcome_error(&e))?;
+            let (staged, _) = stage_welcome(provider, &settings.join_config(), welcome, tree)?;
             let group = staged
                 .into_group(provider)
                 .map_err(|e| error::from_welcome_error(&e))?;
             inner.index_group(provider.overlay(), group.group_id().as_slice(), true)?;
+            group::store_policy(provider.overlay(), group.group_id().as_slice(), settings)?;
             inner.forget_consumed_key_packages(provider.overlay())?;
             Ok(group)
         })?;
@@ -523,14 +552,19 @@ impl Client {
         }
         let (group, commit) = inner.run(|provider| {
             let signer = inner.signer(cs.signature_algorithm(), provider.overlay())?;
-            let mut builder =
-                MlsGroup::external_commit_builder().with_config(settings.join_config());
+            // Leaf lifetimes in the tree are not checked, as for Welcomes (`stage_welcome`).
+            let mut builder = MlsGroup::external_commit_builder()
+                .with_config(settings.join_config())
+                .skip_lifetime_validation();
             if let Some(tree) = tree {
                 builder = builder.with_ratchet_tree(tree);
             }
             let (group, bundle) = builder
                 .build_group(provider, info, inner.credential(&signer))
-                .map_err(CoreError::validation)?
+                .map_err(|e| match e {
+                    ExternalCommitBuilderError::MissingRatchetTree => CoreError::MissingRatchetTree,
+                    other => CoreError::validation(other),
+                })?
                 .leaf_node_parameters(
                     LeafNodeParameters::builder()
                         .with_capabilities(inner.settings.capabilities())
@@ -546,6 +580,7 @@ impl Client {
                 .map_err(CoreError::validation)?;
             let commit = message::serialize(bundle.commit())?;
             inner.index_group(provider.overlay(), group.group_id().as_slice(), true)?;
+            group::store_policy(provider.overlay(), group.group_id().as_slice(), settings)?;
             Ok((group, commit))
         })?;
         Ok((inner.register(group), commit))

@@ -39,6 +39,8 @@ pub struct JoinSettings {
     pub out_of_order_tolerance: u32,
     pub maximum_forward_distance: u32,
     pub use_ratchet_tree_extension: bool,
+    /// Whether incoming external commits (joins from a GroupInfo) are taken.
+    pub allow_external_commits: bool,
 }
 
 impl Default for JoinSettings {
@@ -50,6 +52,7 @@ impl Default for JoinSettings {
             out_of_order_tolerance: 5,
             maximum_forward_distance: 1000,
             use_ratchet_tree_extension: true,
+            allow_external_commits: true,
         }
     }
 }
@@ -101,14 +104,13 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// Leaf-node capabilities: the standard set plus our custom types.
+    /// Leaf-node capabilities: `last_resort` plus our custom types.
+    ///
+    /// RFC 9420 §7.2: the default extension and proposal types (0x0001-0x0005
+    /// and 0x0001-0x0007) are supported by every client and MUST NOT be listed;
+    /// peers such as mls-rs refuse a leaf that lists them.
     pub fn capabilities(&self) -> Capabilities {
-        let mut extensions = vec![
-            ExtensionType::LastResort,
-            ExtensionType::RequiredCapabilities,
-            ExtensionType::ExternalSenders,
-            ExtensionType::RatchetTree,
-        ];
+        let mut extensions = vec![ExtensionType::LastResort];
         extensions.extend(
             self.custom_extension_types
                 .iter()

@@ -39,6 +39,10 @@ pub enum CoreError {
     PendingProposals,
     #[error("no key package of ours matches this Welcome")]
     NoMatchingKeyPackage,
+    #[error("the ratchet tree is neither in the message nor passed separately")]
+    MissingRatchetTree,
+    #[error("external commit refused: {reason}")]
+    ExternalCommitRefused { reason: String },
     #[error("the group changed since this commit was staged; process the message again")]
     StagedCommitOutdated,
     #[error("the storage holds a different identity")]
@@ -140,6 +144,7 @@ pub fn from_welcome_error<S: std::fmt::Debug + std::fmt::Display>(
             CoreError::UnsupportedCiphersuite { id: u16::from(*cs) }
         }
         WelcomeError::GroupAlreadyExists => CoreError::GroupExists,
+        WelcomeError::MissingRatchetTree => CoreError::MissingRatchetTree,
         WelcomeError::LibraryError(_) => CoreError::internal(e),
         WelcomeError::StorageError(s) => CoreError::StorageBackend {
             reason: s.to_string(),

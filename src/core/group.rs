@@ -8,7 +8,7 @@ use openmls::schedule::{PreSharedKeyId, Psk};
 use openmls_basic_credential::SignatureKeyPair;
 
 use crate::core::client::{finish, lock, ClientCore};
-use crate::core::config::{custom_extensions, require_extension_types};
+use crate::core::config::{custom_extensions, require_extension_types, JoinSettings};
 use crate::core::error::{self, CoreError};
 use crate::core::message::{self, credential_identity};
 use crate::core::storage::codec;
@@ -29,6 +29,25 @@ const PENDING_COMMIT_OUT: &str = "pending_commit_out";
 
 fn pending_out_key(group_id: &[u8]) -> Vec<u8> {
     Overlay::sdk_key(PENDING_COMMIT_OUT, group_id)
+}
+
+/// SDK record, present (as `false`) only for a group that refuses external commits.
+const EXTERNAL_COMMITS: &str = "external_commits";
+
+fn external_commits_key(group_id: &[u8]) -> Vec<u8> {
+    Overlay::sdk_key(EXTERNAL_COMMITS, group_id)
+}
+
+/// Records the group's own policy (part of the batch that creates or joins it).
+pub(crate) fn store_policy(
+    overlay: &Overlay,
+    group_id: &[u8],
+    settings: &JoinSettings,
+) -> Result<(), CoreError> {
+    if settings.allow_external_commits {
+        return Ok(());
+    }
+    overlay.put_value(external_commits_key(group_id), &false)
 }
 
 /// How a [`CommitOutput`] is stored: byte strings, not arrays of numbers.
@@ -105,10 +124,21 @@ pub struct ProposalInfo {
     pub proposal_ref: Option<Vec<u8>>,
 }
 
+/// A leaf as a commit leaves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafInfo {
+    pub index: u32,
+    pub identity: Vec<u8>,
+    pub signature_key: Vec<u8>,
+}
+
 /// Everything a commit does, for the app to check before merging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitSummary {
     pub sender: SenderInfo,
+    /// The committer's new leaf, for commits with a path (every external
+    /// commit has one: then it is the joiner).
+    pub committer_leaf: Option<LeafInfo>,
     pub new_epoch: u64,
     pub proposals: Vec<ProposalInfo>,
     pub has_path: bool,
@@ -127,7 +157,12 @@ pub enum Received {
     },
     Proposal(ProposalInfo),
     Commit(Arc<IncomingCommit>),
-    /// Our own message, echoed back by the Delivery Service.
+    /// Our own still-pending commit, echoed back by the Delivery Service (the
+    /// acknowledgement many of them send): merge it with `merge_pending_commit`.
+    OwnCommit {
+        new_epoch: u64,
+    },
+    /// Another own message (application message or proposal), echoed back.
     OwnMessage,
 }
 
@@ -575,6 +610,17 @@ impl GroupHandle {
         if protocol.group_id().as_slice() != self.id.as_slice() {
             return Err(CoreError::WrongGroup);
         }
+        // OpenMLS cannot decrypt its own PrivateMessage, so the echo of our
+        // pending commit is recognised by its bytes, in either framing.
+        if let Some(new_epoch) = mls.pending_commit().map(|c| c.epoch().as_u64()) {
+            let provider = self.client.provider();
+            let stored = provider
+                .overlay()
+                .get_value::<StoredCommitOutput>(&pending_out_key(&self.id));
+            if finish(&provider, stored)?.is_some_and(|out| out.commit.0 == bytes) {
+                return Ok(Received::OwnCommit { new_epoch });
+            }
+        }
         let epochs = (protocol.epoch().as_u64(), mls.epoch().as_u64());
         // OpenMLS reports an application message of an epoch it no longer keeps
         // as "too distant in the past", like a too-old generation: tell them apart.
@@ -603,7 +649,9 @@ impl GroupHandle {
                 return Err(panic_error());
             }
         };
-        let sender = sender_info(mls, processed.sender());
+        // The credential the message was verified with, not the leaf's current
+        // holder: a late message's leaf may since have been emptied or reused.
+        let sender = sender_info(mls, processed.sender(), Some(processed.credential()));
         let aad = processed.aad().to_vec();
         let epoch = processed.epoch().as_u64();
         let outcome = match processed.into_content() {
@@ -630,7 +678,8 @@ impl GroupHandle {
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 let summary = commit_summary(mls, &staged, sender);
-                match codec::encode(&*staged) {
+                let allowed = self.check_external_commit(provider.overlay(), &summary);
+                match allowed.and_then(|_| codec::encode(&*staged)) {
                     Ok(staged_bytes) => {
                         // The group in memory has consumed ratchet secrets that are
                         // not stored yet: hand it to the staged commit and reload.
@@ -667,6 +716,38 @@ impl GroupHandle {
                 Err(e)
             }
         }
+    }
+
+    /// RFC 9420 §12.4.3.2 leaves two checks of an external commit to the
+    /// application, and OpenMLS does neither: whether the group takes external
+    /// commits at all, and whether a Remove in it targets the joiner's own
+    /// earlier leaf (same identity). Without the second, anyone holding a
+    /// GroupInfo could remove any member.
+    fn check_external_commit(
+        &self,
+        overlay: &Overlay,
+        summary: &CommitSummary,
+    ) -> Result<(), CoreError> {
+        if summary.sender != SenderInfo::NewMemberCommit {
+            return Ok(());
+        }
+        let refuse = |reason: String| Err(CoreError::ExternalCommitRefused { reason });
+        if overlay.get_value::<bool>(&external_commits_key(&self.id))? == Some(false) {
+            return refuse("this group does not accept external commits".into());
+        }
+        let Some(joiner) = &summary.committer_leaf else {
+            return refuse("an external commit without a path".into());
+        };
+        for p in &summary.proposals {
+            if let ProposalKind::Remove { index, identity } = &p.kind {
+                if identity.as_ref() != Some(&joiner.identity) {
+                    return refuse(format!(
+                        "the joiner removes member {index}, whose identity is not the joiner's"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Derives a secret from the current epoch (RFC 9420 exporter).
@@ -751,6 +832,7 @@ impl GroupHandle {
         let outcome = self.ensure_loaded(&mut slot).and_then(|mls| {
             mls.delete(provider.storage()).map_err(|e| e.0)?;
             provider.overlay().delete(pending_out_key(&self.id));
+            provider.overlay().delete(external_commits_key(&self.id));
             self.client.index_group(provider.overlay(), &self.id, false)
         });
         match finish(&provider, outcome).and_then(|_| provider.overlay().flush()) {
@@ -888,14 +970,19 @@ fn bundle_output(bundle: CommitMessageBundle) -> Result<CommitOutput, CoreError>
     output(&commit, welcome.as_ref(), info.as_ref())
 }
 
-fn sender_info(mls: &MlsGroup, sender: &Sender) -> SenderInfo {
+/// Who sent it; a member's identity comes from `verified` (the credential its
+/// signature was checked against) when given, else from the current tree.
+fn sender_info(mls: &MlsGroup, sender: &Sender, verified: Option<&Credential>) -> SenderInfo {
     match sender {
         Sender::Member(index) => SenderInfo::Member {
             index: index.u32(),
-            identity: mls
-                .member(*index)
-                .map(credential_identity)
-                .unwrap_or_default(),
+            identity: match verified {
+                Some(credential) => credential_identity(credential),
+                None => mls
+                    .member(*index)
+                    .map(credential_identity)
+                    .unwrap_or_default(),
+            },
         },
         // The index has no public getter; its serde form is the bare number.
         Sender::External(index) => SenderInfo::External {
@@ -954,7 +1041,7 @@ fn custom_of(extensions: &Extensions<GroupContext>) -> Vec<(u16, Vec<u8>)> {
 fn proposal_info(mls: &MlsGroup, qp: &QueuedProposal) -> ProposalInfo {
     ProposalInfo {
         kind: proposal_kind(mls, qp.proposal()),
-        sender: sender_info(mls, qp.sender()),
+        sender: sender_info(mls, qp.sender(), None),
         proposal_ref: Some(qp.proposal_reference_ref().as_slice().to_vec()),
     }
 }
@@ -974,6 +1061,7 @@ fn commit_summary(mls: &MlsGroup, staged: &StagedCommit, sender: SenderInfo) -> 
         .any(|qp| matches!(qp.proposal(), Proposal::GroupContextExtensions(_)))
         .then(|| custom_of(staged.group_context().extensions()));
     CommitSummary {
+        committer_leaf: committer_leaf(mls, staged, &sender),
         sender,
         new_epoch: staged.epoch().as_u64(),
         proposals: staged
@@ -998,4 +1086,35 @@ fn external_psk_id(proposal: &PreSharedKeyProposal) -> Option<Vec<u8>> {
         Psk::External(ext) => Some(ext.psk_id().to_vec()),
         _ => None,
     }
+}
+
+/// The committer's leaf after a commit with a path. An external joiner takes
+/// the leftmost leaf that is free once the commit's removals are applied
+/// (RFC 9420 §7.7, §12.4.3.2).
+fn committer_leaf(mls: &MlsGroup, staged: &StagedCommit, sender: &SenderInfo) -> Option<LeafInfo> {
+    let leaf = staged.update_path_leaf_node()?;
+    let index = match sender {
+        SenderInfo::Member { index, .. } => *index,
+        SenderInfo::NewMemberCommit => {
+            let removed: Vec<u32> = staged
+                .queued_proposals()
+                .filter_map(|qp| match qp.proposal() {
+                    Proposal::Remove(r) => Some(r.removed().u32()),
+                    _ => None,
+                })
+                .collect();
+            let occupied: std::collections::HashSet<u32> = mls
+                .members()
+                .map(|m| m.index.u32())
+                .filter(|i| !removed.contains(i))
+                .collect();
+            (0..=u32::MAX).find(|i| !occupied.contains(i))?
+        }
+        _ => return None,
+    };
+    Some(LeafInfo {
+        index,
+        identity: credential_identity(leaf.credential()),
+        signature_key: leaf.signature_key().as_slice().to_vec(),
+    })
 }

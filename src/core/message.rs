@@ -144,7 +144,17 @@ fn group_info_of(kind: MessageKind, pm: &ProtocolMessage) -> MessageInfo {
     }
 }
 
-/// Parses and fully validates a key package (signature, lifetime, keys).
+/// Longest lifetime range (`not_after - not_before`) we accept in a key package.
+///
+/// RFC 9420 §7.2 leaves the maximum to the application ("Applications MUST
+/// define a maximum total lifetime that is acceptable for a LeafNode"). Real
+/// peers issue long ones: mls-rs 365 days, OpenMLS 12 weeks plus a 1 h
+/// clock-skew margin. Two years accepts every default we know of and still
+/// refuses key packages that claim to be valid forever.
+pub const MAX_KEY_PACKAGE_LIFETIME_RANGE_SECS: u64 = 2 * 365 * 24 * 60 * 60;
+
+/// Parses and fully validates a key package: signature, keys, and its
+/// lifetime against the current time (RFC 9420 §10.1).
 /// Accepts it bare or wrapped in an `MlsMessage`.
 pub fn validate_key_package(crypto: &RustCrypto, bytes: &[u8]) -> Result<KeyPackage, CoreError> {
     let invalid = |reason: String| CoreError::InvalidKeyPackage { reason };
@@ -163,10 +173,14 @@ pub fn validate_key_package(crypto: &RustCrypto, bytes: &[u8]) -> Result<KeyPack
     }))
     .map_err(|_| invalid("validation aborted on inconsistent data".into()))?
     .map_err(|e| invalid(e.to_string()))?;
-    if !kp.life_time().has_acceptable_range() {
-        return Err(invalid(
-            "lifetime range is longer than RFC 9420 peers accept".into(),
-        ));
+    let lifetime = kp.life_time();
+    if lifetime.not_after().saturating_sub(lifetime.not_before())
+        > MAX_KEY_PACKAGE_LIFETIME_RANGE_SECS
+    {
+        return Err(invalid(format!(
+            "lifetime range is longer than {} days",
+            MAX_KEY_PACKAGE_LIFETIME_RANGE_SECS / 86_400
+        )));
     }
     Ok(kp)
 }

@@ -56,6 +56,18 @@ pub enum MlsError {
     /// Join by external commit instead.
     #[error("no key package of ours matches this Welcome")]
     NoMatchingKeyPackage,
+    /// The Welcome or GroupInfo does not carry the ratchet tree and none was
+    /// passed: fetch the tree out of band (`export_ratchet_tree` of a member)
+    /// and call again with it. Nothing changed.
+    #[error("the ratchet tree is neither in the message nor passed separately")]
+    MissingRatchetTree,
+    /// An external commit that this group does not take: the group refuses
+    /// external commits (`allow_external_commits = false`), or the joiner
+    /// removes a member whose identity is not its own (RFC 9420 §12.4.3.2:
+    /// only a rejoin under the same identity may remove the old leaf).
+    /// Nothing was written; drop the message.
+    #[error("external commit refused: {reason}")]
+    ExternalCommitRefused { reason: String },
     /// The group changed since this commit was processed, or it was already
     /// merged or discarded: process the message again.
     #[error("the group changed since this commit was staged; process the message again")]
@@ -103,6 +115,10 @@ impl From<CoreError> for MlsError {
             CoreError::NoPendingCommit => MlsError::NoPendingCommit,
             CoreError::PendingProposals => MlsError::PendingProposals,
             CoreError::NoMatchingKeyPackage => MlsError::NoMatchingKeyPackage,
+            CoreError::MissingRatchetTree => MlsError::MissingRatchetTree,
+            CoreError::ExternalCommitRefused { reason } => {
+                MlsError::ExternalCommitRefused { reason }
+            }
             CoreError::StagedCommitOutdated => MlsError::StagedCommitOutdated,
             CoreError::IdentityMismatch => MlsError::IdentityMismatch,
             CoreError::StorageCorrupt { key, reason } => MlsError::StorageCorrupt { key, reason },

@@ -26,7 +26,14 @@ pub enum ReceivedMessage {
     Proposal { proposal: ProposalInfo },
     /// A commit, staged: inspect it, then `merge()` or `discard()`.
     Commit { commit: Arc<StagedCommit> },
-    /// Our own message echoed back by the Delivery Service; nothing to do.
+    /// Our own pending commit echoed back by the Delivery Service (in either
+    /// framing): the Delivery Service accepted it, so call
+    /// `merge_pending_commit()`; the group then is at `new_epoch`. Nothing was
+    /// written. The echo of an own commit that is no longer pending (already
+    /// merged) is refused as `WrongEpoch` and changes nothing.
+    OwnCommit { new_epoch: u64 },
+    /// Our own application message or proposal echoed back by the Delivery
+    /// Service; nothing to do.
     OwnMessage,
 }
 
@@ -275,6 +282,7 @@ impl Group {
             Received::Commit(c) => ReceivedMessage::Commit {
                 commit: Arc::new(StagedCommit { inner: c }),
             },
+            Received::OwnCommit { new_epoch } => ReceivedMessage::OwnCommit { new_epoch },
             Received::OwnMessage => ReceivedMessage::OwnMessage,
         })
     }

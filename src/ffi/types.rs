@@ -95,7 +95,7 @@ pub struct KeyPackageOptions {
     /// Ciphersuite; the default is 0x0001.
     #[uniffi(default = None)]
     pub ciphersuite: Option<Ciphersuite>,
-    /// Validity in seconds from now (at most 84 days, the default).
+    /// Validity in seconds from now: 12 weeks by default, at most 365 days.
     #[uniffi(default = None)]
     pub lifetime_seconds: Option<u64>,
     /// A last-resort key package is not consumed by a Welcome (RFC 9420 §16.8).
@@ -125,6 +125,10 @@ pub struct JoinOptions {
     /// Put the ratchet tree into Welcomes and GroupInfos (interoperable default).
     #[uniffi(default = true)]
     pub use_ratchet_tree_extension: bool,
+    /// Take external commits (joins from a GroupInfo) into this group. With
+    /// false every external commit is refused with `ExternalCommitRefused`.
+    #[uniffi(default = true)]
+    pub allow_external_commits: bool,
 }
 
 impl Default for JoinOptions {
@@ -137,6 +141,7 @@ impl Default for JoinOptions {
             out_of_order_tolerance: d.out_of_order_tolerance,
             maximum_forward_distance: d.maximum_forward_distance,
             use_ratchet_tree_extension: d.use_ratchet_tree_extension,
+            allow_external_commits: d.allow_external_commits,
         }
     }
 }
@@ -153,6 +158,7 @@ impl From<JoinOptions> for config::JoinSettings {
             out_of_order_tolerance: o.out_of_order_tolerance,
             maximum_forward_distance: o.maximum_forward_distance,
             use_ratchet_tree_extension: o.use_ratchet_tree_extension,
+            allow_external_commits: o.allow_external_commits,
         }
     }
 }
@@ -218,6 +224,10 @@ pub struct GroupOptions {
     /// Put the ratchet tree into Welcomes and GroupInfos.
     #[uniffi(default = true)]
     pub use_ratchet_tree_extension: bool,
+    /// Take external commits (joins from a GroupInfo) into this group. With
+    /// false every external commit is refused with `ExternalCommitRefused`.
+    #[uniffi(default = true)]
+    pub allow_external_commits: bool,
     /// Extension types every member must support.
     #[uniffi(default)]
     pub required_extension_types: Vec<u16>,
@@ -247,6 +257,7 @@ impl Default for GroupOptions {
             out_of_order_tolerance: j.out_of_order_tolerance,
             maximum_forward_distance: j.maximum_forward_distance,
             use_ratchet_tree_extension: j.use_ratchet_tree_extension,
+            allow_external_commits: j.allow_external_commits,
             required_extension_types: Vec::new(),
             required_proposal_types: Vec::new(),
             required_credential_types: Vec::new(),
@@ -271,6 +282,7 @@ impl From<GroupOptions> for config::GroupSettings {
                 out_of_order_tolerance: o.out_of_order_tolerance,
                 maximum_forward_distance: o.maximum_forward_distance,
                 use_ratchet_tree_extension: o.use_ratchet_tree_extension,
+                allow_external_commits: o.allow_external_commits,
             },
             required_extension_types: o.required_extension_types,
             required_proposal_types: o.required_proposal_types,
@@ -486,8 +498,13 @@ pub struct CustomProposal {
 /// Everything a commit does, to check before merging it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CommitInfo {
-    /// Who committed.
+    /// Who committed. A member's identity is the one its signature was
+    /// verified with; an external joiner is `NewMemberCommit`.
     pub sender: Sender,
+    /// The committer's leaf as the commit leaves it (leaf index, identity,
+    /// signature key), for every commit with a path; none without one. For an
+    /// external commit this is the joiner.
+    pub committer_leaf: Option<Member>,
     /// The epoch the group enters when the commit is merged.
     pub new_epoch: u64,
     /// Members added.
@@ -516,6 +533,11 @@ impl From<CommitSummary> for CommitInfo {
             s.proposals.into_iter().map(ProposalInfo::from).collect();
         let mut info = CommitInfo {
             sender: s.sender.into(),
+            committer_leaf: s.committer_leaf.map(|l| Member {
+                index: l.index,
+                identity: l.identity,
+                signature_key: l.signature_key,
+            }),
             new_epoch: s.new_epoch,
             adds: Vec::new(),
             removes: Vec::new(),

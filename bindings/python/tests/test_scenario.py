@@ -302,9 +302,9 @@ def test_join_with_out_of_band_ratchet_tree() -> None:
     bundle = g.add_members([bob.create_key_packages(1)[0]])
     g.merge_pending_commit()
     assert bundle.welcome is not None
-    with pytest.raises(mlskit.MlsError):
+    with pytest.raises(mlskit.MlsError.MissingRatchetTree):
         bob.inspect_welcome(bundle.welcome)
-    with pytest.raises(mlskit.MlsError):
+    with pytest.raises(mlskit.MlsError.MissingRatchetTree):
         bob.join_group(bundle.welcome)
     assert bob.group_ids() == []
     tree = g.export_ratchet_tree()
@@ -317,8 +317,9 @@ def test_join_with_out_of_band_ratchet_tree() -> None:
     gi_bare = g.export_group_info(with_ratchet_tree=False)
     assert len(gi_bare) < len(gi_full)
     carol = new_client(b"carol")
-    with pytest.raises(mlskit.MlsError):
+    with pytest.raises(mlskit.MlsError.MissingRatchetTree):
         carol.join_by_external_commit(gi_bare)
+    assert carol.group_ids() == []
     ej = carol.join_by_external_commit(gi_bare, g.export_ratchet_tree())
     for m in (g, gb):
         info2 = process_commit(m, ej.commit)
@@ -446,6 +447,24 @@ def test_pending_commit_clear_and_errors(trio: Trio) -> None:
     commit_and_deliver(t.bob, other, [t.alice, t.carol])
     with pytest.raises(mlskit.MlsError.WrongEpoch):
         t.carol.process_message(bundle.commit)
+    assert_in_sync(t.groups)
+
+
+@pytest.mark.parametrize("policy", [mlskit.WireFormatPolicy.MIXED_CIPHERTEXT, mlskit.WireFormatPolicy.MIXED_PLAINTEXT])
+def test_echo_of_own_pending_commit_is_its_acknowledgement(policy: mlskit.WireFormatPolicy) -> None:
+    t = make_trio(group_options=mlskit.GroupOptions(wire_format_policy=policy))
+    epoch = t.alice.epoch()
+    bundle = t.alice.self_update()
+    for _ in range(2):  # a re-delivered echo is still the acknowledgement
+        echo = t.alice.process_message(bundle.commit)
+        assert isinstance(echo, mlskit.ReceivedMessage.OWN_COMMIT)
+        assert echo.new_epoch == epoch + 1
+    assert t.alice.epoch() == epoch and t.alice.pending_commit() is not None
+    t.alice.merge_pending_commit()
+    for other in (t.bob, t.carol):
+        process_commit(other, bundle.commit)
+    with pytest.raises(mlskit.MlsError.WrongEpoch):
+        t.alice.process_message(bundle.commit)  # an echo after the merge changes nothing
     assert_in_sync(t.groups)
 
 

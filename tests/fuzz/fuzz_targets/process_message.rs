@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             Some(ReceivedMessage::Application { message }) => {
                 let _ = format!("{message:?}");
             }
-            Some(ReceivedMessage::OwnMessage) | None => {}
+            Some(ReceivedMessage::OwnMessage | ReceivedMessage::OwnCommit { .. }) | None => {}
         }
     });
 });

@@ -247,4 +247,47 @@ final class ScenarioTests: XCTestCase {
         let welcomeBack = try carol.group.encrypt(plaintext: bytes("welcome dave"))
         XCTAssertEqual(text(try decrypt(joined.group, welcomeBack).plaintext), "welcome dave")
     }
+    func testMissingRatchetTreeIsTypedAndTheTreeCanComeOutOfBand() throws {
+        let alice = try makeClient("alice")
+        let bob = try makeClient("bob")
+        let group = try alice.createGroup(options: GroupOptions(useRatchetTreeExtension: false))
+        let bundle = try group.addMembers(keyPackages: [oneKeyPackage(bob)])
+        try group.mergePendingCommit()
+        let welcome = try XCTUnwrap(bundle.welcome)
+        let missingTree: (MlsError) -> Bool = {
+            if case .MissingRatchetTree = $0 { return true }
+            return false
+        }
+        expectMlsError("joinGroup without tree", { try bob.joinGroup(welcome: welcome) }, matches: missingTree)
+        XCTAssertEqual(try bob.groupIds(), [])
+        let joined = try bob.joinGroup(welcome: welcome, ratchetTree: group.exportRatchetTree())
+        try assertAgree([group, joined])
+        let carol = try makeClient("carol")
+        let bareInfo = try group.exportGroupInfo(withRatchetTree: false)
+        expectMlsError("joinByExternalCommit without tree", { try carol.joinByExternalCommit(groupInfo: bareInfo) },
+                       matches: missingTree)
+    }
+
+    func testEchoOfOwnPendingCommitIsItsAcknowledgement() throws {
+        for policy in [WireFormatPolicy.mixedCiphertext, .mixedPlaintext] {
+            let alice = try makeClient("alice")
+            let bob = try makeClient("bob")
+            let group = try alice.createGroup(options: GroupOptions(wireFormatPolicy: policy))
+            let bundle = try group.addMembers(keyPackages: [oneKeyPackage(bob)])
+            for _ in 0..<2 {
+                guard case .ownCommit(let newEpoch) = try group.processMessage(message: bundle.commit) else {
+                    return XCTFail("\(policy): the echo of the pending commit was not recognised")
+                }
+                XCTAssertEqual(newEpoch, 1)
+            }
+            XCTAssertEqual(try group.epoch(), 0)
+            try group.mergePendingCommit()
+            let joined = try bob.joinGroup(welcome: XCTUnwrap(bundle.welcome))
+            expectMlsError("echo after merge", { try group.processMessage(message: bundle.commit) }, matches: {
+                if case .WrongEpoch = $0 { return true }
+                return false
+            })
+            try assertAgree([group, joined])
+        }
+    }
 }

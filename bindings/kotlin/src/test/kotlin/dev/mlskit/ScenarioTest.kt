@@ -301,6 +301,45 @@ class ScenarioTest {
     }
 
     @Test
+    fun missingRatchetTreeIsTypedAndTheTreeCanComeOutOfBand() {
+        newClient("alice").use { alice ->
+            newClient("bob").use { bob ->
+                alice.createGroup(GroupOptions(useRatchetTreeExtension = false)).use { ga ->
+                    val bundle = ga.addMembers(listOf(bob.createKeyPackages(1u).single()))
+                    ga.mergePendingCommit()
+                    val welcome = assertNotNull(bundle.welcome)
+                    assertFailsWith<MlsException.MissingRatchetTree> { bob.joinGroup(welcome) }
+                    assertTrue(bob.groupIds().isEmpty())
+                    bob.joinGroup(welcome, ga.exportRatchetTree()).use { gb -> assertInSync(listOf(ga, gb)) }
+                    newClient("carol").use { carol ->
+                        assertFailsWith<MlsException.MissingRatchetTree> {
+                            carol.joinByExternalCommit(ga.exportGroupInfo(withRatchetTree = false))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    fun echoOfOwnPendingCommitIsItsAcknowledgement() {
+        for (policy in listOf(WireFormatPolicy.MIXED_CIPHERTEXT, WireFormatPolicy.MIXED_PLAINTEXT)) {
+            makeTrio(groupOptions = GroupOptions(wireFormatPolicy = policy)).use { t ->
+                val epoch = t.alice.epoch()
+                val bundle = t.alice.selfUpdate()
+                repeat(2) {
+                    val echo = assertIs<ReceivedMessage.OwnCommit>(t.alice.processMessage(bundle.commit), "$policy")
+                    assertEquals(epoch + 1uL, echo.newEpoch)
+                }
+                assertEquals(epoch, t.alice.epoch())
+                commitAndDeliver(t.alice, bundle, listOf(t.bob, t.carol))
+                assertFailsWith<MlsException.WrongEpoch> { t.alice.processMessage(bundle.commit) }
+                assertInSync(t.groups)
+            }
+        }
+    }
+
+    @Test
     fun exporterSecretAndEpochAuthenticatorEqualOnAllMembers() {
         makeTrio().use { t ->
             val secrets = t.groups.map { it.exportSecret("label", b("context"), 32u) }
