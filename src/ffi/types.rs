@@ -583,8 +583,9 @@ impl From<CommitSummary> for CommitInfo {
     }
 }
 
-/// A decrypted application message.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// A decrypted application message. Its text forms (Rust `Debug`, Python
+/// `str`) print the plaintext's length, never the plaintext.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ApplicationMessage {
     /// Who sent it.
     pub sender: Sender,
@@ -594,6 +595,20 @@ pub struct ApplicationMessage {
     pub aad: Vec<u8>,
     /// The epoch it was sent in.
     pub epoch: u64,
+}
+
+impl std::fmt::Debug for ApplicationMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplicationMessage")
+            .field("sender", &self.sender)
+            .field(
+                "plaintext",
+                &format_args!("<{} bytes>", self.plaintext.len()),
+            )
+            .field("aad", &self.aad)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
 }
 
 /// The kind of an MLS message on the wire.

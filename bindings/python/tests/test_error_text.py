@@ -102,3 +102,20 @@ def test_writes_under_encrypted_storage_print_no_secrets() -> None:
     for w in rec.seen:
         assert_clean(str(w))
         assert_clean(repr(w))
+
+
+def test_application_message_and_storage_write_text_print_no_secrets() -> None:
+    alice, bob = mlskit.Client(DictStorage(), b"alice"), mlskit.Client(DictStorage(), b"bob")
+    ga = alice.create_group()
+    bundle = ga.add_members(bob.create_key_packages(1))
+    ga.merge_pending_commit()
+    assert bundle.welcome is not None
+    gb = bob.join_group(bundle.welcome)
+    message = process_app(gb, ga.encrypt(PLAINTEXT))
+    assert message.plaintext == PLAINTEXT
+    for text in (str(message), repr(message)):
+        assert f"<{len(PLAINTEXT)} bytes>" in text
+        assert_clean(text)
+    write = mlskit.StorageWrite.PUT(key=b"k", value=PSK)
+    for text in (str(write), repr(write)):
+        assert_clean(text)

@@ -95,4 +95,16 @@ final class ErrorTests: XCTestCase {
             return false
         }
     }
+
+    func testApplicationMessageDescriptionPrintsNoPlaintext() throws {
+        let (alice, bob, _) = try threeMembers()
+        let secret = "PLAINTEXT-Sw3j-never-printed"
+        let message = try decrypt(bob.group, try alice.group.encrypt(plaintext: bytes(secret)))
+        XCTAssertEqual(text(message.plaintext), secret)
+        // Data describes itself by its size, never its bytes.
+        for description in [String(describing: message), String(reflecting: message)] {
+            XCTAssertFalse(description.contains(secret), description)
+            XCTAssertFalse(description.contains(bytes(secret).map { String($0) }.joined(separator: ", ")), description)
+        }
+    }
 }

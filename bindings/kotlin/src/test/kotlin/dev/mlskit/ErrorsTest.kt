@@ -75,4 +75,16 @@ class ErrorsTest {
             assertInSync(t.groups)
         }
     }
+
+    @Test
+    fun applicationMessageTextPrintsNoPlaintext() {
+        makeTrio().use { t ->
+            val secret = "PLAINTEXT-Kt7w-never-printed"
+            val message = processApp(t.bob, t.alice.encrypt(b(secret), byteArrayOf()))
+            assertBytes(secret, message.plaintext)
+            // A ByteArray field prints as an array reference, never its bytes.
+            assertTrue(secret !in message.toString(), message.toString())
+            assertTrue(b(secret).joinToString() !in message.toString())
+        }
+    }
 }

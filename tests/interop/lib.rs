@@ -1,0 +1,1 @@
+//! Shared helpers live in tests/; this crate has no library code.
