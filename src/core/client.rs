@@ -454,8 +454,8 @@ impl Client {
         Ok(inner.register(group))
     }
 
-    fn parse_welcome(bytes: &[u8]) -> Result<Welcome, CoreError> {
-        match message::parse(bytes)?.extract() {
+    fn parse_welcome(&self, bytes: &[u8]) -> Result<Welcome, CoreError> {
+        match message::parse(bytes, &self.inner.settings.input_limits)?.extract() {
             MlsMessageBodyIn::Welcome(w) => Ok(w),
             _ => Err(CoreError::malformed("expected a Welcome message")),
         }
@@ -467,8 +467,10 @@ impl Client {
         welcome: &[u8],
         ratchet_tree: Option<&[u8]>,
     ) -> Result<WelcomeSummary, CoreError> {
-        let welcome = Self::parse_welcome(welcome)?;
-        let tree = ratchet_tree.map(message::parse_ratchet_tree).transpose()?;
+        let welcome = self.parse_welcome(welcome)?;
+        let tree = ratchet_tree
+            .map(|t| message::parse_ratchet_tree(t, &self.inner.settings.input_limits))
+            .transpose()?;
         not_in_callback()?;
         let provider = self.inner.provider();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -501,8 +503,10 @@ impl Client {
         ratchet_tree: Option<&[u8]>,
         settings: &JoinSettings,
     ) -> Result<Arc<GroupHandle>, CoreError> {
-        let welcome = Self::parse_welcome(welcome)?;
-        let tree = ratchet_tree.map(message::parse_ratchet_tree).transpose()?;
+        let welcome = self.parse_welcome(welcome)?;
+        let tree = ratchet_tree
+            .map(|t| message::parse_ratchet_tree(t, &self.inner.settings.input_limits))
+            .transpose()?;
         let inner = &self.inner;
         not_in_callback()?;
         let _index = lock(&inner.index_lock);
@@ -527,11 +531,13 @@ impl Client {
         ratchet_tree: Option<&[u8]>,
         settings: &JoinSettings,
     ) -> Result<(Arc<GroupHandle>, Vec<u8>), CoreError> {
-        let info = match message::parse(group_info)?.extract() {
+        let info = match message::parse(group_info, &self.inner.settings.input_limits)?.extract() {
             MlsMessageBodyIn::GroupInfo(gi) => gi,
             _ => return Err(CoreError::malformed("expected a GroupInfo message")),
         };
-        let tree = ratchet_tree.map(message::parse_ratchet_tree).transpose()?;
+        let tree = ratchet_tree
+            .map(|t| message::parse_ratchet_tree(t, &self.inner.settings.input_limits))
+            .transpose()?;
         let cs = info.ciphersuite();
         if !config::SUPPORTED_CIPHERSUITES.contains(&cs) {
             return Err(CoreError::UnsupportedCiphersuite { id: u16::from(cs) });

@@ -3,6 +3,7 @@
 use openmls::prelude::*;
 
 use crate::core::error::CoreError;
+use crate::core::limits::InputLimits;
 
 /// How handshake messages are framed going out, and which framings are accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -101,6 +102,8 @@ pub struct ClientSettings {
     pub custom_extension_types: Vec<u16>,
     /// Custom proposal types this client supports (advertised in capabilities).
     pub custom_proposal_types: Vec<u16>,
+    /// Bounds on every input this client decodes.
+    pub input_limits: InputLimits,
 }
 
 impl ClientSettings {

@@ -322,7 +322,13 @@ impl GroupHandle {
         }
         key_packages
             .iter()
-            .map(|b| message::validate_key_package(&self.client.crypto, b))
+            .map(|b| {
+                message::validate_key_package(
+                    &self.client.crypto,
+                    b,
+                    &self.client.settings.input_limits,
+                )
+            })
             .collect()
     }
 
@@ -474,9 +480,11 @@ impl GroupHandle {
         mode: ProposalMode,
     ) -> Result<(Vec<u8>, Vec<u8>), CoreError> {
         let kp = match &proposal {
-            NewProposal::Add(bytes) => {
-                Some(message::validate_key_package(&self.client.crypto, bytes)?)
-            }
+            NewProposal::Add(bytes) => Some(message::validate_key_package(
+                &self.client.crypto,
+                bytes,
+                &self.client.settings.input_limits,
+            )?),
             _ => None,
         };
         self.mutate(|mls, provider, signer| {
@@ -594,15 +602,16 @@ impl GroupHandle {
 
     /// Processes an incoming group message.
     pub fn process_message(self: &Arc<Self>, bytes: &[u8]) -> Result<Received, CoreError> {
-        let protocol: ProtocolMessage = match message::parse(bytes)?.extract() {
-            MlsMessageBodyIn::PublicMessage(m) => m.into(),
-            MlsMessageBodyIn::PrivateMessage(m) => m.into(),
-            _ => {
-                return Err(CoreError::malformed(
-                    "not a group message (PublicMessage or PrivateMessage)",
-                ))
-            }
-        };
+        let protocol: ProtocolMessage =
+            match message::parse(bytes, &self.client.settings.input_limits)?.extract() {
+                MlsMessageBodyIn::PublicMessage(m) => m.into(),
+                MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+                _ => {
+                    return Err(CoreError::malformed(
+                        "not a group message (PublicMessage or PrivateMessage)",
+                    ))
+                }
+            };
         not_in_callback()?;
         let mut slot = lock(&self.slot);
         let generation = slot.generation;

@@ -5,9 +5,7 @@ use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 
 use crate::core::error::CoreError;
-
-/// Largest message we parse (MLS messages with 10,000-member trees stay far below).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+use crate::core::limits::{InputLimits, Shape};
 
 /// Kind of an MLS message on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,16 +47,9 @@ pub struct KeyPackageFacts {
     pub hash_ref: Vec<u8>,
 }
 
-/// Parses bytes as one complete MLS message.
-pub fn parse(bytes: &[u8]) -> Result<MlsMessageIn, CoreError> {
-    if bytes.is_empty() {
-        return Err(CoreError::malformed("empty message"));
-    }
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(CoreError::malformed(format!(
-            "message larger than {MAX_MESSAGE_BYTES} bytes"
-        )));
-    }
+/// Parses bytes as one complete MLS message, within `limits`.
+pub fn parse(bytes: &[u8], limits: &InputLimits) -> Result<MlsMessageIn, CoreError> {
+    limits.check(bytes, Shape::Message)?;
     decode_guarded(|| MlsMessageIn::tls_deserialize_exact_bytes(bytes))
 }
 
@@ -82,17 +73,15 @@ pub fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, CoreError> {
         .map_err(CoreError::internal)
 }
 
-/// Parses a ratchet tree exported by `export_ratchet_tree`.
-pub fn parse_ratchet_tree(bytes: &[u8]) -> Result<RatchetTreeIn, CoreError> {
-    if bytes.is_empty() {
-        return Err(CoreError::malformed("empty ratchet tree"));
-    }
+/// Parses a ratchet tree exported by `export_ratchet_tree`, within `limits`.
+pub fn parse_ratchet_tree(bytes: &[u8], limits: &InputLimits) -> Result<RatchetTreeIn, CoreError> {
+    limits.check(bytes, Shape::RatchetTree)?;
     decode_guarded(|| RatchetTreeIn::tls_deserialize_exact_bytes(bytes))
 }
 
-/// Routing facts of any MLS message.
+/// Routing facts of any MLS message (default input limits).
 pub fn inspect(bytes: &[u8]) -> Result<MessageInfo, CoreError> {
-    let message = parse(bytes)?;
+    let message = parse(bytes, &InputLimits::default())?;
     let info = match message.extract() {
         MlsMessageBodyIn::PublicMessage(m) => {
             let pm = ProtocolMessage::from(m);
@@ -156,17 +145,18 @@ pub const MAX_KEY_PACKAGE_LIFETIME_RANGE_SECS: u64 = 2 * 365 * 24 * 60 * 60;
 /// Parses and fully validates a key package: signature, keys, and its
 /// lifetime against the current time (RFC 9420 §10.1).
 /// Accepts it bare or wrapped in an `MlsMessage`.
-pub fn validate_key_package(crypto: &RustCrypto, bytes: &[u8]) -> Result<KeyPackage, CoreError> {
+pub fn validate_key_package(
+    crypto: &RustCrypto,
+    bytes: &[u8],
+    limits: &InputLimits,
+) -> Result<KeyPackage, CoreError> {
     let invalid = |reason: String| CoreError::InvalidKeyPackage { reason };
-    let kp_in = match parse(bytes).map(|m| m.extract()) {
+    limits.check(bytes, Shape::KeyPackage)?;
+    let wrapped = decode_guarded(|| MlsMessageIn::tls_deserialize_exact_bytes(bytes));
+    let kp_in = match wrapped.map(|m| m.extract()) {
         Ok(MlsMessageBodyIn::KeyPackage(kp)) => kp,
         Ok(_) => return Err(invalid("the message is not a key package".into())),
-        Err(_) => {
-            if bytes.is_empty() {
-                return Err(CoreError::malformed("empty key package"));
-            }
-            decode_guarded(|| KeyPackageIn::tls_deserialize_exact_bytes(bytes))?
-        }
+        Err(_) => decode_guarded(|| KeyPackageIn::tls_deserialize_exact_bytes(bytes))?,
     };
     let kp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         kp_in.validate(crypto, ProtocolVersion::Mls10)

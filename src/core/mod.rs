@@ -4,6 +4,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod group;
+pub mod limits;
 pub mod message;
 pub mod storage;
 

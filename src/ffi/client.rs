@@ -5,7 +5,8 @@ use std::sync::Arc;
 use openmls_rust_crypto::RustCrypto;
 
 use crate::core::client::{self as core_client, KeyPackageSettings};
-use crate::core::message;
+use crate::core::limits::InputLimits;
+use crate::core::{config, message};
 use crate::ffi::error::MlsError;
 use crate::ffi::group::Group;
 use crate::ffi::storage::{core_backend, StorageBackend};
@@ -41,7 +42,7 @@ impl Client {
         identity: Vec<u8>,
         options: Option<ClientOptions>,
     ) -> Result<Arc<Self>, MlsError> {
-        let settings = options.unwrap_or_default().into();
+        let settings: config::ClientSettings = options.unwrap_or_default().try_into()?;
         let inner = core_client::Client::open(core_backend(storage), identity, settings)?;
         Ok(Arc::new(Self { inner }))
     }
@@ -213,11 +214,12 @@ pub fn parse_message(message: Vec<u8>) -> Result<MessageInfo, MlsError> {
 }
 
 /// Parses and validates a key package (signature, lifetime, keys), bare or
-/// wrapped in an MLS message. Errors: `MalformedInput`, `InvalidKeyPackage`.
+/// wrapped in an MLS message (default input limits). Errors: `MalformedInput`,
+/// `InvalidKeyPackage`.
 #[uniffi::export]
 pub fn validate_key_package(key_package: Vec<u8>) -> Result<KeyPackageInfo, MlsError> {
     let crypto = RustCrypto::default();
-    let kp = message::validate_key_package(&crypto, &key_package)?;
+    let kp = message::validate_key_package(&crypto, &key_package, &InputLimits::default())?;
     let f = message::key_package_facts(&crypto, &kp)?;
     Ok(KeyPackageInfo {
         identity: f.identity,

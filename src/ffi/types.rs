@@ -4,6 +4,7 @@ use crate::core::config::{self, WireFormat};
 use crate::core::group::{
     CommitSummary, ProposalInfo as CoreProposalInfo, ProposalKind, SenderInfo,
 };
+use crate::core::limits::InputLimits;
 use crate::core::message::{
     ContentKind, MessageInfo as CoreMessageInfo, MessageKind as CoreMessageKind,
 };
@@ -78,14 +79,26 @@ pub struct ClientOptions {
     /// Custom proposal types this client supports (advertised in its key packages).
     #[uniffi(default)]
     pub custom_proposal_types: Vec<u16>,
+    /// Largest message, Welcome, GroupInfo, key package or ratchet tree this
+    /// client decodes, in bytes (at least 65,536); 4 MiB when absent. It also
+    /// bounds how many tree nodes, proposals and extensions one input may
+    /// hold (one per 64 bytes of the limit), checked before decoding.
+    #[uniffi(default = None)]
+    pub max_input_bytes: Option<u64>,
 }
 
-impl From<ClientOptions> for config::ClientSettings {
-    fn from(o: ClientOptions) -> Self {
-        Self {
+impl TryFrom<ClientOptions> for config::ClientSettings {
+    type Error = CoreError;
+
+    fn try_from(o: ClientOptions) -> Result<Self, CoreError> {
+        Ok(Self {
             custom_extension_types: o.custom_extension_types,
             custom_proposal_types: o.custom_proposal_types,
-        }
+            input_limits: match o.max_input_bytes {
+                Some(n) => InputLimits::new(usize::try_from(n).unwrap_or(usize::MAX))?,
+                None => InputLimits::default(),
+            },
+        })
     }
 }
 

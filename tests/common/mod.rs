@@ -180,6 +180,7 @@ pub fn options() -> ClientOptions {
     ClientOptions {
         custom_extension_types: vec![CUSTOM_EXTENSION],
         custom_proposal_types: vec![CUSTOM_PROPOSAL],
+        ..Default::default()
     }
 }
 

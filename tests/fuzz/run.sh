@@ -52,8 +52,10 @@ for t in $targets; do
   log="$here/artifacts/$t/last-run.log"
   t0=$(date +%s)
   # -timeout: one input may take at most 30 s (a hang is a failure too).
+  # seeds/<target>: hand-made hostile shapes (seeds/make_amplifying.py).
+  seeds=(); [ -d "$here/seeds/$t" ] && seeds=("$here/seeds/$t")
   cargo +nightly fuzz run --fuzz-dir "$here" -s "$sanitizer" "$t" \
-    "$work" "$here/corpus/$t" -- \
+    "$work" "$here/corpus/$t" "${seeds[@]}" -- \
     -max_total_time="$seconds" -timeout=30 -print_final_stats=1 ${FUZZ_ARGS:-} >"$log" 2>&1
   rc=$?
   if [ "$mode" = quick ]; then rm -rf "$work"; fi

@@ -332,3 +332,26 @@ def test_state_intact_after_hostile_run(corpus: Corpus) -> None:
     bundle = t.carol.self_update()
     commit_and_deliver(t.carol, bundle, [t.alice, t.bob])
     assert_in_sync(t.groups)
+
+
+def test_input_limit_is_the_apps_choice_and_refuses_before_decoding() -> None:
+    small = mlskit.ClientOptions(max_input_bytes=64 * 1024)
+    alice = mlskit.Client(DictStorage(), b"alice", small)
+    group = alice.create_group()
+    blank_tree = bytes([0x80, 0x01, 0x00, 0x00]) + bytes(0x10000)  # 65,536 blank nodes
+    calls: List[Callable[[], object]] = [
+        lambda: group.process_message(blank_tree),
+        lambda: alice.join_by_external_commit(blank_tree),
+        lambda: alice.join_by_external_commit(group.export_group_info(False), blank_tree),
+    ]
+    for call in calls:
+        with pytest.raises(mlskit.MlsError.MalformedInput) as e:
+            call()
+        assert "limit" in str(e.value)
+    assert group.epoch() == 0 and alice.group_ids() == [group.id()]
+    # The default limit (4 MiB) takes the same tree up to the decoder, which refuses it.
+    default = mlskit.Client(DictStorage(), b"bob")
+    with pytest.raises(mlskit.MlsError):
+        default.join_by_external_commit(group.export_group_info(False), blank_tree)
+    with pytest.raises(mlskit.MlsError.ValidationFailed):
+        mlskit.Client(DictStorage(), b"carol", mlskit.ClientOptions(max_input_bytes=1024))
