@@ -762,6 +762,7 @@ fn restart(make: impl Fn() -> Arc<dyn mlskit::StorageBackend>) {
     let epoch = ga.epoch().unwrap();
     drop(ga);
     drop(a);
+    drop(store); // one live store per SQLite file
 
     let store2 = make();
     assert!(matches!(

@@ -97,7 +97,8 @@ impl ClientCore {
         Provider::new(&self.crypto, Overlay::new(self.backend.clone()))
     }
 
-    /// Our signature key for `scheme`: cached, stored, or created into `overlay`.
+    /// Our signature key for `scheme`, from the cache or storage. Every
+    /// supported scheme's key exists once `Client::open` returned.
     pub(crate) fn signer(
         &self,
         scheme: SignatureScheme,
@@ -108,15 +109,36 @@ impl ClientCore {
             return Ok(s.clone());
         }
         let key = Overlay::sdk_key(SIGNER, &code.to_be_bytes());
-        if let Some(stored) = overlay.get_value::<SignatureKeyPair>(&key)? {
-            let stored = Arc::new(stored);
-            lock(&self.signers).insert(code, stored.clone());
-            return Ok(stored);
+        match overlay.get_value::<SignatureKeyPair>(&key)? {
+            Some(stored) => {
+                let stored = Arc::new(stored);
+                lock(&self.signers).insert(code, stored.clone());
+                Ok(stored)
+            }
+            None => Err(CoreError::StorageCorrupt {
+                key: SIGNER.into(),
+                reason: format!("no signature key for scheme 0x{code:04x}"),
+            }),
         }
-        // Created into this operation's batch; cached only once it is read back from storage.
-        let created = SignatureKeyPair::new(scheme).map_err(CoreError::internal)?;
-        overlay.put_value(key, &created)?;
-        Ok(Arc::new(created))
+    }
+
+    /// Creates the signature key for `scheme` into `overlay` unless one is
+    /// stored. Only `Client::open` calls it, so two threads can never create
+    /// two keys for one scheme.
+    /// A stored key is read (so a damaged one fails the open) and cached.
+    fn ensure_signer(&self, scheme: SignatureScheme, overlay: &Overlay) -> Result<(), CoreError> {
+        let code = scheme as u16;
+        let key = Overlay::sdk_key(SIGNER, &code.to_be_bytes());
+        match overlay.get_value::<SignatureKeyPair>(&key)? {
+            Some(stored) => {
+                lock(&self.signers).insert(code, Arc::new(stored));
+            }
+            None => {
+                let created = SignatureKeyPair::new(scheme).map_err(CoreError::internal)?;
+                overlay.put_value(key, &created)?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn credential(&self, signer: &SignatureKeyPair) -> CredentialWithKey {
@@ -190,10 +212,18 @@ impl ClientCore {
         Ok(())
     }
 
+    /// The one handle of a group whose state was just committed. If
+    /// `Client::group` loaded that committed state in the meantime, its
+    /// handle is the group's one handle and `mls` is dropped: both hold the
+    /// same state, and two handles would let their epochs drift apart.
     pub(crate) fn register(self: &Arc<Self>, mls: MlsGroup) -> Arc<GroupHandle> {
         let id = mls.group_id().as_slice().to_vec();
+        let mut groups = lock(&self.groups);
+        if let Some(live) = groups.get(&id).and_then(Weak::upgrade) {
+            return live;
+        }
         let handle = Arc::new(GroupHandle::new(self.clone(), id.clone(), Some(mls)));
-        lock(&self.groups).insert(id, Arc::downgrade(&handle));
+        groups.insert(id, Arc::downgrade(&handle));
         handle
     }
 
@@ -275,8 +305,11 @@ impl Client {
                 Some(_) => {}
                 None => provider.overlay().put_value(key, &inner.identity)?,
             }
-            let scheme = config::ciphersuite(None)?.signature_algorithm();
-            inner.signer(scheme, provider.overlay())?;
+            // Every supported scheme's key is made here, in this one batch,
+            // so that no later call can race another to create one.
+            for cs in config::SUPPORTED_CIPHERSUITES {
+                inner.ensure_signer(cs.signature_algorithm(), provider.overlay())?;
+            }
             Ok(())
         })?;
         Ok(Self { inner })

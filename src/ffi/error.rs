@@ -79,6 +79,12 @@ pub enum MlsError {
     /// authenticate (tampered, swapped, or another key); `key` names the record kind.
     #[error("stored value for {key} is corrupt: {reason}")]
     StorageCorrupt { key: String, reason: String },
+    /// Another live store has this SQLite file open (another `SqliteStorage`
+    /// in this process, or another process such as an app extension). Drop
+    /// the other store first (hand-over: the app closes its client and
+    /// storage before the extension opens them), or wait and retry.
+    #[error("the store at {path} is open elsewhere")]
+    StorageInUse { path: String },
     /// The storage backend failed; `reason` is the backend's own message.
     #[error("storage backend failed: {reason}")]
     StorageBackend { reason: String },

@@ -3,17 +3,25 @@
 use std::sync::Arc;
 
 use crate::core::storage::memory::MemoryBackend;
-use crate::core::storage::sqlite::SqliteBackend;
+use crate::core::storage::sqlite::{OpenError, SqliteBackend};
 use crate::core::storage::{Backend, BackendError, Write};
 use crate::ffi::error::{MlsError, StorageError};
 
-/// One change in an atomic storage batch.
+/// One change in an atomic storage batch. Values hold private keys: its text
+/// forms in every language print sizes only.
 #[derive(Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Debug, Display)]
 pub enum StorageWrite {
     /// Store `value` under `key`, replacing any previous value.
     Put { key: Vec<u8>, value: Vec<u8> },
     /// Remove `key`; removing an absent key is not an error.
     Delete { key: Vec<u8> },
+}
+
+impl std::fmt::Display for StorageWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
 }
 
 impl std::fmt::Debug for StorageWrite {
@@ -118,10 +126,20 @@ pub fn memory_storage() -> Arc<dyn StorageBackend> {
 /// A store in one SQLite file (`SqliteStorage`), created if absent: WAL journal,
 /// one transaction per batch. Use one file per client.
 ///
-/// Errors: `StorageBackend` if the file cannot be opened or is not a database.
+/// Only one store may have a file open at a time (an OS lock on
+/// `<path>-lock`, held until the store is dropped): a second opener, in this
+/// process or another (an iOS notification extension beside its app), gets
+/// `StorageInUse` at once. The files are created readable by their owner
+/// only, deleted values are overwritten, and the WAL is emptied when the
+/// store closes.
+///
+/// Errors: `StorageInUse`; `StorageBackend` if the file cannot be opened or
+/// is not a database.
 #[uniffi::export]
 pub fn sqlite_storage(path: String) -> Result<Arc<dyn StorageBackend>, MlsError> {
-    let backend =
-        SqliteBackend::open(&path).map_err(|e| MlsError::StorageBackend { reason: e.reason })?;
+    let backend = SqliteBackend::open(&path).map_err(|e| match e {
+        OpenError::InUse { path } => MlsError::StorageInUse { path },
+        OpenError::Failed(e) => MlsError::StorageBackend { reason: e.reason },
+    })?;
     Ok(Arc::new(BuiltIn(backend)))
 }

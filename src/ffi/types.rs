@@ -596,9 +596,11 @@ impl From<CommitSummary> for CommitInfo {
     }
 }
 
-/// A decrypted application message. Its text forms (Rust `Debug`, Python
-/// `str`) print the plaintext's length, never the plaintext.
+/// A decrypted application message. Its text forms (Rust `Debug`/`Display`,
+/// Kotlin `toString`, Swift `description`, Python `str`/`repr`) print the
+/// plaintext's length, never the plaintext.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct ApplicationMessage {
     /// Who sent it.
     pub sender: Sender,
@@ -608,6 +610,12 @@ pub struct ApplicationMessage {
     pub aad: Vec<u8>,
     /// The epoch it was sent in.
     pub epoch: u64,
+}
+
+impl std::fmt::Display for ApplicationMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
 }
 
 impl std::fmt::Debug for ApplicationMessage {

@@ -182,7 +182,10 @@ def main() -> int:
 
         # Bob goes offline; alice keeps talking and changes the epoch.
         say("bob", "goes offline (process state dropped; only bob.sqlite remains)")
-        del gb, bob
+        # Every reference goes (the loop above left one in `g`): SqliteStorage
+        # keeps its file locked while any object of bob's lives, and bob's new
+        # process would get MlsError.StorageInUse.
+        del gb, bob, g
         gc.collect()
         inbox = workdir / "inbox"
         inbox.mkdir()

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -84,7 +86,12 @@ def test_restart_from_sqlite(tmp_path: Path) -> None:
     process_commit(gb, pending.commit)
     assert process_commit(carol, pending.commit).removes_us
     assert_in_sync([ga, gb])
-    # A wrong identity on the same file is refused.
+    # While alice's store lives, nobody else may open her file...
+    with pytest.raises(mlskit.MlsError.StorageInUse):
+        mlskit.SqliteStorage(paths[0])
+    # ...and once it is closed, a wrong identity on it is refused.
+    del ga, alice
+    gc.collect()
     with pytest.raises(mlskit.MlsError.IdentityMismatch):
         mlskit.Client(mlskit.SqliteStorage(paths[0]), b"not-alice")
 
@@ -585,3 +592,56 @@ def test_garbage_value_in_place_is_storage_corrupt() -> None:
         t.bob.encrypt(b"x", b"")
     except mlskit.MlsError as e:
         assert isinstance(e, (mlskit.MlsError.StorageCorrupt,))
+
+
+def test_second_sqlite_store_on_a_live_file_is_refused_until_the_first_is_gone(tmp_path: Path) -> None:
+    path = str(tmp_path / "alice.db")
+    app = mlskit.Client(mlskit.SqliteStorage(path), b"alice")
+    gid = app.create_group().id()
+    started = time.monotonic()
+    with pytest.raises(mlskit.MlsError.StorageInUse) as e:
+        mlskit.SqliteStorage(path)
+    assert e.value.path == path and time.monotonic() - started < 1
+    del app
+    gc.collect()
+    extension = mlskit.Client(mlskit.SqliteStorage(path), b"alice")
+    assert extension.group(gid).epoch() == 0
+
+
+class SlowAfterCommit(DictStorage):
+    """Applies a batch, then sleeps once: the window in which a committed
+    group is not yet registered with its client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def commit(self, writes: List[mlskit.StorageWrite]) -> None:
+        super().commit(writes)
+        if self.armed:
+            self.armed = False
+            time.sleep(0.3)
+
+
+def test_group_loaded_while_its_creation_commits_is_the_same_group() -> None:
+    store = SlowAfterCommit()
+    client = mlskit.Client(store, b"alice")
+    gid = b"raced group"
+    loaded: List[mlskit.Group] = []
+
+    def load() -> None:
+        while not loaded:
+            try:
+                loaded.append(client.group(gid))
+            except mlskit.MlsError:
+                time.sleep(0.005)
+
+    store.armed = True
+    loader = threading.Thread(target=load)
+    loader.start()
+    created = client.create_group(mlskit.GroupOptions(group_id=gid))
+    loader.join(10)
+    assert loaded, "the loader never saw the group"
+    created.self_update()
+    created.merge_pending_commit()
+    assert loaded[0].epoch() == 1 == client.group(gid).epoch()

@@ -1,34 +1,82 @@
-//! A backend in one SQLite file: WAL journal, one transaction per batch.
+//! A backend in one SQLite file: WAL journal, one transaction per batch,
+//! one live opener at a time, deleted values overwritten.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Backend, BackendError, Write};
 
+/// Why a SQLite store could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another live store (this process or another) has the file open.
+    InUse { path: String },
+    /// The file cannot be opened or is not a database.
+    Failed(BackendError),
+}
+
 /// A key-value table in a SQLite database file.
 pub struct SqliteBackend {
     conn: Mutex<Connection>,
+    /// Held (an exclusive OS file lock on `<path>-lock`) while this store lives.
+    _lock: File,
+}
+
+/// Opens `path` for reading and writing, creating it readable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 impl SqliteBackend {
-    /// Opens (or creates) the database at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
-        let conn = Connection::open(path).map_err(BackendError::new)?;
+    /// Opens (or creates) the database at `path`. A second open of the same
+    /// file while this store lives fails at once with `OpenError::InUse`:
+    /// two live clients on one store would reuse message keys.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        let failed = |e: &dyn std::fmt::Display| OpenError::Failed(BackendError::new(e));
+        let mut lock_path = PathBuf::from(path).into_os_string();
+        lock_path.push("-lock");
+        let lock = create_private(Path::new(&lock_path)).map_err(|e| failed(&e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(OpenError::InUse {
+                    path: path.display().to_string(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(failed(&e)),
+        }
+        // The database (and so its -wal and -shm files, which SQLite creates
+        // with the database's permissions) is private to the owner.
+        create_private(path).map_err(|e| failed(&e))?;
+        let conn = Connection::open(path).map_err(|e| failed(&e))?;
+        // Deleted secrets are overwritten in the file, and the WAL is cut back
+        // to nothing at each checkpoint instead of keeping old frames.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(|e| failed(&e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(BackendError::new)?;
+            .map_err(|e| failed(&e))?;
+        conn.pragma_update(None, "journal_size_limit", 0)
+            .map_err(|e| failed(&e))?;
         // FULL makes a committed batch durable against power loss, not only crashes.
         conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(BackendError::new)?;
+            .map_err(|e| failed(&e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(BackendError::new)?;
+            .map_err(|e| failed(&e))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS mlskit_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;",
         )
-        .map_err(BackendError::new)?;
+        .map_err(|e| failed(&e))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            _lock: lock,
         })
     }
 
@@ -36,6 +84,16 @@ impl SqliteBackend {
         self.conn
             .lock()
             .map_err(|_| BackendError::new("sqlite connection lock poisoned"))
+    }
+}
+
+impl Drop for SqliteBackend {
+    fn drop(&mut self) {
+        // Fold the WAL into the database (where deleted values were
+        // overwritten) and cut it to zero bytes before the file lock goes.
+        if let Ok(conn) = self.conn.get_mut() {
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
     }
 }
 
@@ -135,6 +193,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junk.db");
         std::fs::write(&path, vec![0x42; 4096]).unwrap();
-        assert!(SqliteBackend::open(&path).is_err());
+        assert!(matches!(
+            SqliteBackend::open(&path),
+            Err(OpenError::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn a_second_open_while_the_first_lives_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let first = SqliteBackend::open(&path).unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            SqliteBackend::open(&path),
+            Err(OpenError::InUse { .. })
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        drop(first);
+        SqliteBackend::open(&path).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteBackend::open(&path).unwrap();
+        store
+            .commit(vec![Write::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            }])
+            .unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{:?}", entry.file_name());
+        }
     }
 }

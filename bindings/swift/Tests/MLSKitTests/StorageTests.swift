@@ -66,7 +66,7 @@ final class StorageTests: XCTestCase {
     /// A restart: the first Client is freed, a second one opens the same MapStorage.
     func testRestartFromSharedMapStorage() throws {
         let storage = MapStorage()
-        try restartScenario(first: storage, reopen: { storage })
+        try restartScenario(first: { storage }, reopen: { storage })
     }
 
     /// A restart from a SQLite file: a new store object on the same file.
@@ -74,17 +74,19 @@ final class StorageTests: XCTestCase {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("alice.db").path
-        try restartScenario(first: SqliteStorage(path: path), reopen: { try SqliteStorage(path: path) })
+        // The first store is made inside the scenario, so ARC frees it (and its
+        // file lock) with alice's client before the reopen.
+        try restartScenario(first: { try SqliteStorage(path: path) }, reopen: { try SqliteStorage(path: path) })
     }
 
-    private func restartScenario(first: StorageBackend, reopen: () throws -> StorageBackend) throws {
+    private func restartScenario(first: () throws -> StorageBackend, reopen: () throws -> StorageBackend) throws {
         let bob: Party
         let carol: Party
         let groupId: Data
         let fromBob: Data
         let pending: CommitBundle
         do {
-            let (alice, b, c) = try threeMembers(alice: first)
+            let (alice, b, c) = try threeMembers(alice: first())
             (bob, carol) = (b, c)
             groupId = alice.group.id()
             fromBob = try bob.group.encrypt(plaintext: bytes("sent while alice was away"))

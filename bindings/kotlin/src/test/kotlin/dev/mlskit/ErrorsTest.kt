@@ -84,7 +84,7 @@ class ErrorsTest {
             assertBytes(secret, message.plaintext)
             // A ByteArray field prints as an array reference, never its bytes.
             assertTrue(secret !in message.toString(), message.toString())
-            assertTrue(b(secret).joinToString() !in message.toString())
+            assertTrue(b(secret).joinToString() !in message.toString(), message.toString())
         }
     }
 }

@@ -87,9 +87,11 @@ class StorageTest {
     fun restartFromSqliteStorage(@TempDir dir: Path) {
         val path = dir.resolve("alice.db").toString()
         newClient("bob").use { bob ->
-            // The built-in stores are typed StorageBackend (not AutoCloseable); the
-            // generated Cleaner frees them once unreachable.
-            val gid = newClient("alice", SqliteStorage(path)).use { alice ->
+            // The built-in stores are typed StorageBackend; closing the object
+            // (it is AutoCloseable) releases the file lock at once, instead of
+            // when the generated Cleaner runs.
+            val first = SqliteStorage(path)
+            val gid = newClient("alice", first).use { alice ->
                 alice.createGroup().use { g ->
                     val add = g.addMembers(bob.createKeyPackages(1u))
                     g.mergePendingCommit()
@@ -100,6 +102,9 @@ class StorageTest {
                         g.id()
                 }
             }
+            // While it is open, nobody else may open the file.
+            assertFailsWith<MlsException.StorageInUse> { SqliteStorage(path) }
+            (first as AutoCloseable).close()
             // A new storage object on the same file, as after a process restart.
             checkRestart(SqliteStorage(path), gid, bob)
         }
