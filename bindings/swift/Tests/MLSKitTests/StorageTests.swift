@@ -95,23 +95,27 @@ final class StorageTests: XCTestCase {
             // alice, her Client and her Group handle are freed here (ARC).
         }
 
-        let alice = try makeClient("alice", storage: reopen())
-        XCTAssertEqual(try alice.groupIds(), [groupId])
-        let group = try alice.group(groupId: groupId)
-        XCTAssertEqual(try group.epoch(), 1)
-        XCTAssertEqual(try group.members().map(\.identity), [bytes("alice"), bytes("bob"), bytes("carol")])
-        XCTAssertEqual(text(try decrypt(group, fromBob).plaintext), "sent while alice was away")
+        do {
+            let alice = try makeClient("alice", storage: reopen())
+            XCTAssertEqual(try alice.groupIds(), [groupId])
+            let group = try alice.group(groupId: groupId)
+            XCTAssertEqual(try group.epoch(), 1)
+            XCTAssertEqual(try group.members().map(\.identity), [bytes("alice"), bytes("bob"), bytes("carol")])
+            XCTAssertEqual(text(try decrypt(group, fromBob).plaintext), "sent while alice was away")
 
-        let stillPending = try XCTUnwrap(try group.pendingCommit())
-        XCTAssertEqual(stillPending.newEpoch, 2)
-        try group.mergePendingCommit()
-        try applyCommit(bob.group, pending.commit)
-        try applyCommit(carol.group, pending.commit)
-        try assertAgree([group, bob.group, carol.group])
+            let stillPending = try XCTUnwrap(try group.pendingCommit())
+            XCTAssertEqual(stillPending.newEpoch, 2)
+            try group.mergePendingCommit()
+            try applyCommit(bob.group, pending.commit)
+            try applyCommit(carol.group, pending.commit)
+            try assertAgree([group, bob.group, carol.group])
 
-        let reply = try group.encrypt(plaintext: bytes("back again"))
-        XCTAssertEqual(text(try decrypt(bob.group, reply).plaintext), "back again")
-        XCTAssertEqual(text(try decrypt(carol.group, reply).plaintext), "back again")
+            let reply = try group.encrypt(plaintext: bytes("back again"))
+            XCTAssertEqual(text(try decrypt(bob.group, reply).plaintext), "back again")
+            XCTAssertEqual(text(try decrypt(carol.group, reply).plaintext), "back again")
+
+            // alice's client and group are freed here (and a SQLite store's file lock).
+        }
 
         // The store belongs to Alice: another identity is refused.
         expectMlsError("another identity on Alice's store", { try makeClient("mallory", storage: reopen()) }) {
