@@ -200,6 +200,9 @@ pub struct GroupHandle {
     client: Arc<ClientCore>,
     id: Vec<u8>,
     slot: Mutex<Slot>,
+    /// The epoch a `merge_pending_commit` that failed in storage was moving
+    /// to: the host may have applied the batch before it reported the error.
+    unconfirmed_merge: Mutex<Option<u64>>,
 }
 
 /// Refuses to act for a member that a merged commit removed.
@@ -225,6 +228,7 @@ impl GroupHandle {
                 generation: 0,
                 deleted: false,
             }),
+            unconfirmed_merge: Mutex::new(None),
         }
     }
 
@@ -567,17 +571,32 @@ impl GroupHandle {
     }
 
     /// Applies our staged commit after the Delivery Service accepted it.
+    ///
+    /// A retry after a storage error succeeds without merging again when the
+    /// failed attempt's batch landed after all (the group, reloaded from
+    /// storage, is at the commit's epoch with nothing pending).
     pub fn merge_pending_commit(&self) -> Result<(), CoreError> {
-        self.mutate(|mls, provider, _| {
+        let target = std::cell::Cell::new(None);
+        let result = self.mutate(|mls, provider, _| {
             if mls.pending_commit().is_none() {
+                let landed = lock(&self.unconfirmed_merge).take();
+                if landed == Some(mls.epoch().as_u64()) {
+                    return Ok(());
+                }
                 return Err(CoreError::NoPendingCommit);
             }
+            target.set(Some(mls.epoch().as_u64() + 1));
             provider.overlay().delete(pending_out_key(&self.id));
             mls.merge_pending_commit(provider).map_err(|e| match e {
                 MergePendingCommitError::MlsGroupStateError(s) => error::from_state_error(&s),
                 other => CoreError::validation(other),
             })
-        })
+        });
+        *lock(&self.unconfirmed_merge) = match &result {
+            Err(CoreError::StorageBackend { .. }) => target.get(),
+            _ => None,
+        };
+        result
     }
 
     /// Drops our staged commit after the Delivery Service refused it.
@@ -896,6 +915,21 @@ impl IncomingCommit {
         };
         if slot.generation != self.generation {
             return Err(CoreError::StagedCommitOutdated);
+        }
+        if state.live.is_none() {
+            // A retry after a failed merge: if the host applied that batch
+            // before it reported the error, storage is at the new epoch
+            // already, and merging again would apply the commit twice.
+            let stored = group.client.provider();
+            let epoch = finish(&stored, GroupHandle::load_from(stored.storage(), &group.id))?
+                .epoch()
+                .as_u64();
+            if epoch == self.summary.new_epoch {
+                slot.mls = None;
+                slot.generation += 1;
+                *pending = None;
+                return Ok(());
+            }
         }
         let provider = Provider::new(
             &group.client.crypto,
