@@ -551,3 +551,58 @@ fn several_threads_on_one_group_with_slow_flaky_storage() {
 type LogEntry = (Option<u64>, Vec<u8>);
 
 const SENDERS_DOC: &str = "3 senders, 1 committer, 2 receivers, 3 readers";
+
+/// Sleeps inside `commit` once when armed: a slow host transaction.
+struct SlowOnce {
+    inner: Arc<MapStore>,
+    armed: AtomicBool,
+}
+
+impl StorageBackend for SlowOnce {
+    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.read(key)
+    }
+
+    fn commit(&self, writes: Vec<StorageWrite>) -> Result<(), StorageError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            thread::sleep(Duration::from_secs(3));
+        }
+        self.inner.commit(writes)
+    }
+}
+
+/// A slow host commit for group A must not hold up an encrypt on group B.
+#[test]
+fn slow_commit_of_one_group_does_not_delay_another_group() {
+    let store = Arc::new(SlowOnce {
+        inner: MapStore::new(),
+        armed: AtomicBool::new(false),
+    });
+    let backend: Arc<dyn StorageBackend> = store.clone();
+    let client = Client::new(backend, b"alice".to_vec(), None).unwrap();
+    let bob = Client::new(MapStore::new(), b"bob".to_vec(), None).unwrap();
+    // Two groups with a second member each, so encrypt writes message secrets.
+    let groups: Vec<Arc<Group>> = (0..2)
+        .map(|_| {
+            let g = client.create_group(None).unwrap();
+            g.add_members(bob.create_key_packages(1, None).unwrap())
+                .unwrap();
+            g.merge_pending_commit().unwrap();
+            g
+        })
+        .collect();
+    store.armed.store(true, Ordering::SeqCst);
+    let slow = {
+        let a = groups[0].clone();
+        thread::spawn(move || a.encrypt(b"slow".to_vec(), vec![]).unwrap())
+    };
+    thread::sleep(Duration::from_millis(200)); // A is inside its commit now
+    let started = Instant::now();
+    groups[1].encrypt(b"fast".to_vec(), vec![]).unwrap();
+    let waited = started.elapsed();
+    slow.join().unwrap();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "group B waited {waited:?} for group A's commit"
+    );
+}

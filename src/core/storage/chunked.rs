@@ -120,8 +120,18 @@ pub struct ChunkedBackend {
     /// Headers of the records this client read or wrote, by record key.
     known: Mutex<HashMap<Vec<u8>, Known>>,
     /// Reads of a chunked record (header, then chunks) never interleave with a
-    /// commit, so that they see one version of it.
-    consistent: RwLock<()>,
+    /// commit of that record, so that they see one version of it. One lock
+    /// per stripe of record keys: a commit locks only the stripes of the
+    /// records it writes, so a slow host commit of one group does not hold
+    /// up another group's reads and writes.
+    stripes: Vec<RwLock<()>>,
+}
+
+/// Stripes of record locks (groups hash to them; collisions only serialise).
+const STRIPES: usize = 64;
+
+fn stripe(key: &[u8]) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(key) % STRIPES as u64) as usize
 }
 
 impl ChunkedBackend {
@@ -130,7 +140,7 @@ impl ChunkedBackend {
         Self {
             inner,
             known: Mutex::new(HashMap::new()),
-            consistent: RwLock::new(()),
+            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
         }
     }
 
@@ -177,7 +187,9 @@ impl Backend for ChunkedBackend {
         if !chunkable(key) {
             return self.inner.read(key);
         }
-        let _view = self.consistent.read().unwrap_or_else(|p| p.into_inner());
+        let _view = self.stripes[stripe(key)]
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         let Some(stored) = self.inner.read(key)? else {
             self.remember(key, None);
             return Ok(None);
@@ -201,7 +213,18 @@ impl Backend for ChunkedBackend {
     }
 
     fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
-        let _exclusive = self.consistent.write().unwrap_or_else(|p| p.into_inner());
+        // The stripes of the chunkable records written, locked in order.
+        let mut touched: Vec<usize> = batch
+            .iter()
+            .filter(|w| chunkable(w.key()))
+            .map(|w| stripe(w.key()))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let _exclusive: Vec<_> = touched
+            .iter()
+            .map(|i| self.stripes[*i].write().unwrap_or_else(|p| p.into_inner()))
+            .collect();
         // The form of every touched record as this batch leaves it.
         let mut after: HashMap<Vec<u8>, Known> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
