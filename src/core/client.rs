@@ -180,6 +180,19 @@ impl ClientCore {
         overlay.put_value(Overlay::sdk_key(GROUPS, b""), &ids)
     }
 
+    /// Removes `id` from the group index. An index that no longer decodes is
+    /// written anew without it: the groups it listed stay in storage and load
+    /// by id, but `group_ids()` no longer lists them.
+    pub(crate) fn unindex_group(&self, overlay: &Overlay, id: &[u8]) -> Result<(), CoreError> {
+        match self.index_group(overlay, id, false) {
+            Err(CoreError::StorageCorrupt { .. }) => {
+                overlay.clear_fault();
+                overlay.put_value(Overlay::sdk_key(GROUPS, b""), &Vec::<Vec<u8>>::new())
+            }
+            other => other,
+        }
+    }
+
     fn key_package_index(&self, overlay: &Overlay) -> Result<Vec<KeyPackageRecord>, CoreError> {
         Ok(overlay
             .get_value(&Overlay::sdk_key(KEY_PACKAGES, b""))?
@@ -224,6 +237,17 @@ impl ClientCore {
         }
         let handle = Arc::new(GroupHandle::new(self.clone(), id.clone(), Some(mls)));
         groups.insert(id, Arc::downgrade(&handle));
+        handle
+    }
+
+    /// The group's handle, registered without loading its state.
+    pub(crate) fn unloaded_handle(self: &Arc<Self>, id: &[u8]) -> Arc<GroupHandle> {
+        let mut groups = lock(&self.groups);
+        if let Some(live) = groups.get(id).and_then(Weak::upgrade) {
+            return live;
+        }
+        let handle = Arc::new(GroupHandle::new(self.clone(), id.to_vec(), None));
+        groups.insert(id.to_vec(), Arc::downgrade(&handle));
         handle
     }
 
@@ -650,8 +674,13 @@ impl Client {
     /// Deletes a group's state from storage; live handles to it stop working.
     pub fn delete_group(&self, id: &[u8]) -> Result<(), CoreError> {
         not_in_callback()?;
-        let handle = self.group(id)?;
         let inner = &self.inner;
+        let handle = match self.group(id) {
+            Ok(handle) => handle,
+            // Damaged records must not keep a group from being deleted.
+            Err(CoreError::StorageCorrupt { .. }) => inner.unloaded_handle(id),
+            Err(e) => return Err(e),
+        };
         let _index = lock(&inner.index_lock);
         handle.delete()?;
         inner.forget(id);

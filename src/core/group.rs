@@ -13,7 +13,7 @@ use crate::core::error::{self, CoreError};
 use crate::core::message::{self, credential_identity};
 use crate::core::storage::codec;
 use crate::core::storage::overlay::{not_in_callback, Overlay};
-use crate::core::storage::provider::{psk_key, Provider};
+use crate::core::storage::provider::{forget_group_records, psk_key, Provider};
 use crate::core::storage::Write;
 
 /// The messages an own commit produces.
@@ -852,17 +852,33 @@ impl GroupHandle {
         finish(&provider, out).map(|o| o.map(CommitOutput::from))
     }
 
-    /// Deletes the group from storage (one batch, index included).
+    /// Deletes the group from storage (one batch, index included). A group
+    /// whose records no longer decode is deleted by key instead, record by
+    /// record, so that a damaged record never keeps it in storage.
     pub(crate) fn delete(&self) -> Result<(), CoreError> {
         not_in_callback()?;
         let mut slot = lock(&self.slot);
         let provider = self.client.provider();
-        let outcome = self.ensure_loaded(&mut slot).and_then(|mls| {
-            mls.delete(provider.storage()).map_err(|e| e.0)?;
-            provider.overlay().delete(pending_out_key(&self.id));
-            provider.overlay().delete(external_commits_key(&self.id));
-            self.client.index_group(provider.overlay(), &self.id, false)
-        });
+        let loaded = self
+            .ensure_loaded(&mut slot)
+            .and_then(|mls| mls.delete(provider.storage()).map_err(|e| e.0));
+        let provider = match loaded {
+            Err(CoreError::StorageCorrupt { .. }) => {
+                // A fresh overlay: the failed attempt's writes and fault are dropped.
+                let fresh = self.client.provider();
+                let peek = self.client.provider();
+                forget_group_records(fresh.overlay(), peek.overlay(), &self.id).map_err(|e| e.0)?;
+                fresh
+            }
+            Err(e) => {
+                slot.mls = None;
+                return finish(&provider, Err(e));
+            }
+            Ok(()) => provider,
+        };
+        provider.overlay().delete(pending_out_key(&self.id));
+        provider.overlay().delete(external_commits_key(&self.id));
+        let outcome = self.client.unindex_group(provider.overlay(), &self.id);
         match finish(&provider, outcome).and_then(|_| provider.overlay().flush()) {
             Ok(()) => {
                 slot.mls = None;

@@ -645,3 +645,26 @@ def test_group_loaded_while_its_creation_commits_is_the_same_group() -> None:
     created.self_update()
     created.merge_pending_commit()
     assert loaded[0].epoch() == 1 == client.group(gid).epoch()
+
+
+def test_group_with_a_damaged_record_can_be_deleted_and_joined_again() -> None:
+    t = make_trio()
+    store, gid = t.storages[1], t.bob.id()
+    tree_keys = [k for k in store.data if b"\x00tree@" in k]
+    assert tree_keys, "the tree record is found"
+    store.data[tree_keys[0]] = store.data[tree_keys[0]][:5]
+    bob = mlskit.Client(store, b"bob", CLIENT_OPTIONS)
+    with pytest.raises(mlskit.MlsError.StorageCorrupt):
+        bob.group(gid)
+    bob.delete_group(gid)
+    assert bob.group_ids() == []
+    assert not [k for k in store.data if gid in k], "every record of the group is gone"
+    bundle = t.alice.remove_members([1])
+    t.alice.merge_pending_commit()
+    process_commit(t.carol, bundle.commit)
+    bundle = t.alice.add_members(bob.create_key_packages(1))
+    t.alice.merge_pending_commit()
+    process_commit(t.carol, bundle.commit)
+    assert bundle.welcome is not None
+    again = bob.join_group(bundle.welcome)
+    assert again.epoch_authenticator() == t.alice.epoch_authenticator()

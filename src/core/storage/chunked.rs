@@ -27,6 +27,8 @@ use super::{Backend, BackendError, Write};
 pub const CHUNKED_ABOVE: usize = 32 * 1024;
 /// Size of every chunk but the last.
 pub const CHUNK_BYTES: usize = 16 * 1024;
+/// Chunks deleted with a record whose header is damaged (64 MiB of record).
+const MAX_CHUNKS_OF_A_BROKEN_HEADER: usize = 4096;
 /// First byte of a chunked record's header.
 pub const MAGIC: u8 = 0xFF;
 const HEADER_FORMAT: u8 = 1;
@@ -169,6 +171,14 @@ impl ChunkedBackend {
             .and_then(|stored| Header::parse(&stored).flatten()))
     }
 
+    /// Whether the stored value under `key` is a header that does not parse.
+    fn has_broken_header(&self, key: &[u8]) -> Result<bool, BackendError> {
+        Ok(self
+            .inner
+            .read(key)?
+            .is_some_and(|stored| matches!(Header::parse(&stored), Some(None))))
+    }
+
     fn read_chunks(&self, key: &[u8], header: &Header) -> Result<Option<Vec<u8>>, BackendError> {
         // No capacity from the header: a broken one may claim any length.
         let mut value = Vec::new();
@@ -262,7 +272,16 @@ impl Backend for ChunkedBackend {
                     Some(header)
                 }
                 plain => {
-                    for index in 0..old_hashes.len() {
+                    // A damaged header no longer says how many chunks there
+                    // are: deleting its record deletes every chunk it can have.
+                    let deleting = matches!(plain, Write::Delete { .. });
+                    let chunks =
+                        if deleting && old_hashes.is_empty() && self.has_broken_header(&key)? {
+                            MAX_CHUNKS_OF_A_BROKEN_HEADER
+                        } else {
+                            old_hashes.len()
+                        };
+                    for index in 0..chunks {
                         out.push(Write::Delete {
                             key: chunk_key(&key, index),
                         });

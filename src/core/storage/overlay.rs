@@ -101,6 +101,11 @@ impl Overlay {
         error
     }
 
+    /// Forgets the recorded failure, for a caller that handled it.
+    pub fn clear_fault(&self) {
+        *locked(&self.fault) = None;
+    }
+
     /// The first storage failure seen during this operation, if any.
     pub fn fault(&self) -> Option<CoreError> {
         locked(&self.fault).clone()

@@ -542,3 +542,41 @@ impl StorageProvider<CURRENT_VERSION> for Overlay {
         self.delete_one(label::PSK, psk_id)
     }
 }
+
+/// Deletes every OpenMLS record of a group by its key, without decoding any
+/// value: for a group whose records no longer decode. Records whose keys
+/// depend on another record (queued proposals, epoch key pairs) are deleted
+/// when that record still decodes; `peek` is read from, never written to.
+pub fn forget_group_records(overlay: &Overlay, peek: &Overlay, group_id: &[u8]) -> R<()> {
+    use openmls::prelude::hash_ref::ProposalRef;
+    use openmls::prelude::{GroupContext, GroupId, LeafNodeIndex};
+    let id = GroupId::from_slice(group_id);
+    for name in [
+        label::JOIN_CONFIG,
+        label::TREE,
+        label::INTERIM_TRANSCRIPT_HASH,
+        label::CONTEXT,
+        label::CONFIRMATION_TAG,
+        label::MESSAGE_SECRETS,
+        label::RESUMPTION_PSK_STORE,
+        label::OWN_LEAF_INDEX,
+        label::EPOCH_SECRETS,
+        label::GROUP_STATE,
+        label::OWN_LEAF_NODES,
+        label::PROPOSAL_REFS,
+    ] {
+        overlay.delete(mls_key(name, &id)?);
+    }
+    if let Ok(refs) = peek.queued_proposal_refs::<GroupId, ProposalRef>(&id) {
+        for proposal_ref in &refs {
+            overlay.delete(mls_key(label::PROPOSAL, &(&id, proposal_ref))?);
+        }
+    }
+    let context = peek.group_context::<GroupId, GroupContext>(&id);
+    let leaf = peek.own_leaf_index::<GroupId, LeafNodeIndex>(&id);
+    if let (Ok(Some(context)), Ok(Some(leaf))) = (context, leaf) {
+        let epoch = context.epoch();
+        overlay.delete(mls_key(label::EPOCH_KEY_PAIRS, &(&id, &epoch, leaf.u32()))?);
+    }
+    Ok(())
+}
