@@ -240,7 +240,7 @@ fn the_most_items_the_budget_allows_stay_bounded() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Just inside the item budget: decoded by OpenMLS, which then refuses
     // the tree or the signature. The growth stays well under the bound.
-    let max_items = LIMIT / 64;
+    let max_items = LIMIT / 32;
     let gi = group_info_with_tree(&blank_tree(max_items - 1));
     let (growth, r) = peak_growth(&gi, mlskit::parse_message);
     assert!(r.is_ok(), "{r:?}");
@@ -291,4 +291,95 @@ fn honest_messages_of_a_large_group_pass_and_stay_bounded() {
         growth,
     );
     drop(creator);
+}
+
+/// A tree inside a leaf's extensions inside a tree..., 8,000 levels deep
+/// (about 220 KB): refused at the first nested tree, on a small stack.
+#[test]
+fn nested_trees_are_refused_without_recursing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut tree = vector(&[]);
+    for _ in 0..8_000 {
+        let mut leaf = vec![1, 1]; // present, leaf node
+        leaf.extend(vector(&[])); // encryption key
+        leaf.extend(vector(&[])); // signature key
+        leaf.extend([0, 1]);
+        leaf.extend(vector(&[])); // credential
+        for _ in 0..5 {
+            leaf.extend(vector(&[])); // capabilities
+        }
+        leaf.push(2); // source: update
+        leaf.extend(vector(&extension(2, &tree))); // extensions: a tree
+        leaf.extend(vector(&[])); // signature
+        tree = vector(&leaf);
+    }
+    let gi = group_info_with_tree(&tree);
+    let small_stack = std::thread::Builder::new().stack_size(256 * 1024);
+    let r = small_stack
+        .spawn(move || mlskit::parse_message(gi))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert!(is_malformed(&r), "{:?}", r.err());
+}
+
+/// A bare key package whose ciphersuite (0x0002) reads like the wire format
+/// of a PrivateMessage, with 1.4 M empty extensions: both readings are
+/// walked, and it is refused before decoding.
+#[test]
+fn a_bare_key_package_that_looks_like_another_message_is_still_bounded() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut kp = vec![0, 1, 0, 2]; // version, ciphersuite 0x0002
+    kp.extend(vector(&[7; 65])); // init key
+    kp.extend(vector(&[7; 65])); // leaf: encryption key
+    kp.extend(vector(&[7; 65])); // signature key
+    kp.extend([0, 1]);
+    kp.extend(vector(b"eve"));
+    for _ in 0..5 {
+        kp.extend(vector(&[]));
+    }
+    kp.push(1);
+    kp.extend([0; 16]);
+    kp.extend(vector(&[])); // leaf extensions
+    kp.extend(vector(&[7; 64]));
+    let list: Vec<u8> = (0..(LIMIT / 3 - 200))
+        .flat_map(|_| extension(0xff00, &[]))
+        .collect();
+    kp.extend(vector(&list));
+    kp.extend(vector(&[7; 64]));
+    assert!(kp.len() <= LIMIT);
+    let (growth, r) = peak_growth(&kp, mlskit::validate_key_package);
+    assert!(is_malformed(&r), "{:?}", r.err());
+    assert_bounded(
+        "validate_key_package(bare, 0x0002, 1.4 M extensions)",
+        kp.len(),
+        growth,
+    );
+}
+
+/// As many minimal leaves as the item budget allows: bounded.
+#[test]
+fn a_tree_of_minimal_leaves_within_the_budget_stays_bounded() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut leaf = vec![1, 1];
+    leaf.extend(vector(&[]));
+    leaf.extend(vector(&[]));
+    leaf.extend([0, 1]);
+    leaf.extend(vector(&[]));
+    for _ in 0..5 {
+        leaf.extend(vector(&[]));
+    }
+    leaf.push(2);
+    leaf.extend(vector(&[]));
+    leaf.extend(vector(&[]));
+    let leaves = LIMIT / 32 / 9 - 10; // each leaf: 1 node + 8 for the leaf
+    let tree = vector(&leaf.repeat(leaves));
+    let gi = group_info_with_tree(&tree);
+    let (growth, r) = peak_growth(&gi, mlskit::parse_message);
+    assert!(r.is_ok(), "{:?}", r.err());
+    assert_bounded(
+        "parse_message(GroupInfo, budget of minimal leaves)",
+        gi.len(),
+        growth,
+    );
 }

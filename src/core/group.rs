@@ -750,7 +750,10 @@ impl GroupHandle {
     /// application, and OpenMLS does neither: whether the group takes external
     /// commits at all, and whether a Remove in it targets the joiner's own
     /// earlier leaf (same identity). Without the second, anyone holding a
-    /// GroupInfo could remove any member.
+    /// GroupInfo could remove any member. With basic credentials an identity
+    /// is whatever the joiner writes in its credential: an app must still
+    /// check `committer_leaf` (identity and signature key) against what it
+    /// knows of that identity before merging.
     fn check_external_commit(
         &self,
         overlay: &Overlay,
@@ -766,12 +769,31 @@ impl GroupHandle {
         let Some(joiner) = &summary.committer_leaf else {
             return refuse("an external commit without a path".into());
         };
+        // RFC 9420 §12.4.3.2: only ExternalInit, at most one Remove and PSKs,
+        // all by value (OpenMLS lets references and custom proposals through).
+        let mut removes = 0;
         for p in &summary.proposals {
-            if let ProposalKind::Remove { index, identity } = &p.kind {
-                if identity.as_ref() != Some(&joiner.identity) {
+            if p.proposal_ref.is_some() {
+                return refuse("an external commit may not include proposals by reference".into());
+            }
+            match &p.kind {
+                ProposalKind::ExternalInit | ProposalKind::PreSharedKey { .. } => {}
+                ProposalKind::Remove { index, identity } => {
+                    removes += 1;
+                    if removes > 1 {
+                        return refuse("an external commit may remove at most one member".into());
+                    }
+                    if identity.as_ref() != Some(&joiner.identity) {
+                        return refuse(format!(
+                            "the joiner removes member {index}, whose identity is not the joiner's"
+                        ));
+                    }
+                }
+                other => {
                     return refuse(format!(
-                        "the joiner removes member {index}, whose identity is not the joiner's"
-                    ));
+                        "an external commit may not carry a {} proposal",
+                        proposal_kind_name(other)
+                    ))
                 }
             }
         }
@@ -1176,4 +1198,18 @@ fn committer_leaf(mls: &MlsGroup, staged: &StagedCommit, sender: &SenderInfo) ->
         identity: credential_identity(leaf.credential()),
         signature_key: leaf.signature_key().as_slice().to_vec(),
     })
+}
+
+fn proposal_kind_name(kind: &ProposalKind) -> &'static str {
+    match kind {
+        ProposalKind::Add { .. } => "add",
+        ProposalKind::Update => "update",
+        ProposalKind::Remove { .. } => "remove",
+        ProposalKind::PreSharedKey { .. } => "pre-shared key",
+        ProposalKind::GroupContextExtensions { .. } => "group context extensions",
+        ProposalKind::Custom { .. } => "custom",
+        ProposalKind::ExternalInit => "external init",
+        ProposalKind::ReInit => "reinit",
+        ProposalKind::SelfRemove => "self remove",
+    }
 }

@@ -24,9 +24,14 @@ pub const DEFAULT_MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_MAX_INPUT_BYTES: usize = 64 * 1024;
 
 /// One structured item may be counted for every this many bytes of the
-/// limit: 65,536 items at 4 MiB, which decode to at most about 2 MiB. An
-/// honest 10,000-member tree has about 30,000 (20,000 nodes, a few extensions).
-const LIMIT_BYTES_PER_ITEM: usize = 64;
+/// limit: 131,072 items at 4 MiB. A leaf node counts as [`LEAF_NODE_ITEMS`],
+/// other items as one; measured, an item then decodes to at most about 50
+/// bytes. An honest 10,000-member tree counts about 90,000 (10,000 leaves,
+/// 10,000 parent nodes), so the default admits trees of about 14,000 members.
+const LIMIT_BYTES_PER_ITEM: usize = 32;
+
+/// Items a leaf node (in a tree, key package, Update or path) counts as.
+const LEAF_NODE_ITEMS: usize = 8;
 
 /// How big an outside input may be, and how many structured items it may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,9 +97,14 @@ impl InputLimits {
         let outcome = match shape {
             Shape::Message => scan(Scan::mls_message),
             Shape::RatchetTree => scan(Scan::ratchet_tree),
-            Shape::KeyPackage => match scan(Scan::mls_message) {
-                Err(Stop::Malformed(_)) => scan(Scan::key_package),
-                other => other,
+            // Decoded wrapped if that parses, else bare: both readings must
+            // stay within the budget, and one must parse.
+            Shape::KeyPackage => match (scan(Scan::mls_message), scan(Scan::key_package)) {
+                (Err(Stop::TooManyItems), _) | (_, Err(Stop::TooManyItems)) => {
+                    Err(Stop::TooManyItems)
+                }
+                (Ok(()), _) | (_, Ok(())) => Ok(()),
+                (Err(e), _) => Err(e),
             },
         };
         match outcome {
@@ -126,12 +136,29 @@ struct Scan<'a> {
 const TRUNCATED: Stop = Stop::Malformed("truncated or inconsistent lengths");
 
 impl<'a> Scan<'a> {
+    /// Walks all of `bytes`: a walk that leaves bytes over is malformed (so
+    /// that a prefix that happens to parse cannot hide the rest).
     fn run(bytes: &'a [u8], max_items: usize, walk: fn(&mut Scan<'a>) -> Step) -> Step {
-        walk(&mut Scan {
+        let mut scan = Scan {
             rest: bytes,
             items: 0,
             max_items,
-        })
+        };
+        walk(&mut scan)?;
+        if scan.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Stop::Malformed("trailing bytes after the structure"))
+        }
+    }
+
+    /// Counts `n` items against the budget.
+    fn count(&mut self, n: usize) -> Step {
+        self.items += n;
+        if self.items > self.max_items {
+            return Err(Stop::TooManyItems);
+        }
+        Ok(())
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Stop> {
@@ -178,10 +205,7 @@ impl<'a> Scan<'a> {
             max_items: self.max_items,
         };
         while !inner.rest.is_empty() {
-            inner.items += 1;
-            if inner.items > inner.max_items {
-                return Err(Stop::TooManyItems);
-            }
+            inner.count(1)?;
             each(&mut inner)?;
         }
         self.items = inner.items;
@@ -192,7 +216,14 @@ impl<'a> Scan<'a> {
         self.uint(2)?; // version
         match self.uint(2)? {
             1 => self.public_message(),
-            2 => Ok(()), // PrivateMessage: opaque until decrypted
+            2 => {
+                // PrivateMessage: opaque until decrypted.
+                self.opaque()?; // group_id
+                self.uint(9)?; // epoch, content_type
+                self.opaque()?; // authenticated_data
+                self.opaque()?; // encrypted_sender_data
+                self.opaque() // ciphertext
+            }
             3 => self.welcome(),
             4 => self.group_info(),
             5 => self.key_package(),
@@ -203,19 +234,28 @@ impl<'a> Scan<'a> {
     fn public_message(&mut self) -> Step {
         self.opaque()?; // group_id
         self.uint(8)?; // epoch
-        match self.uint(1)? {
+        let sender = self.uint(1)?;
+        match sender {
             1 | 2 => self.uint(4).map(|_| ())?, // member / external sender index
             3 | 4 => {}
             _ => return Err(Stop::Malformed("unknown sender type")),
         }
         self.opaque()?; // authenticated_data
-        match self.uint(1)? {
-            1 => self.opaque(),
-            2 => self.proposal(),
-            3 => self.commit(),
-            _ => Err(Stop::Malformed("unknown content type")),
+        let content_type = self.uint(1)?;
+        match content_type {
+            1 => self.opaque()?,
+            2 => self.proposal()?,
+            3 => self.commit()?,
+            _ => return Err(Stop::Malformed("unknown content type")),
         }
-        // The signature and tags that follow are opaque vectors.
+        self.opaque()?; // signature
+        if content_type == 3 {
+            self.opaque()?; // confirmation_tag
+        }
+        if sender == 1 {
+            self.opaque()?; // membership_tag
+        }
+        Ok(())
     }
 
     fn commit(&mut self) -> Step {
@@ -293,7 +333,7 @@ impl<'a> Scan<'a> {
         self.opaque()?; // confirmed_transcript_hash
         self.extensions()?;
         // GroupInfo
-        self.extensions()?;
+        self.group_info_extensions()?;
         self.opaque()?; // confirmation_tag
         self.uint(4)?; // signer
         self.opaque() // signature
@@ -308,6 +348,9 @@ impl<'a> Scan<'a> {
     }
 
     fn leaf_node(&mut self) -> Step {
+        // A leaf decodes to about 300 bytes however small it is on the wire:
+        // it counts as LEAF_NODE_ITEMS items.
+        self.count(LEAF_NODE_ITEMS)?;
         self.opaque()?; // encryption_key
         self.opaque()?; // signature_key
         self.uint(2)?; // credential_type
@@ -331,29 +374,40 @@ impl<'a> Scan<'a> {
         self.opaque() // unmerged_leaves
     }
 
-    /// `Extension extensions<V>`: the data of ratchet-tree (2) and
-    /// external-senders (5) extensions is walked too, as OpenMLS decodes them.
+    /// A GroupInfo's own extensions: the only place a ratchet tree may be.
+    fn group_info_extensions(&mut self) -> Step {
+        self.items(|s| s.extension(true))
+    }
+
+    /// Any other extension list (leaf node, key package, group context): a
+    /// ratchet tree there is refused before decoding (OpenMLS refuses it
+    /// too, but only after decoding it; walking it could recurse without end).
     fn extensions(&mut self) -> Step {
-        self.items(|s| {
-            let extension_type = s.uint(2)?;
-            let n = s.length()?;
-            let mut data = Scan {
-                rest: s.take(n)?,
-                items: s.items,
-                max_items: s.max_items,
-            };
-            match extension_type {
-                2 => data.ratchet_tree()?,
-                5 => data.items(|e| {
-                    e.opaque()?; // signature_key
-                    e.uint(2)?;
-                    e.opaque() // credential
-                })?,
-                _ => {}
-            }
-            s.items = data.items;
-            Ok(())
-        })
+        self.items(|s| s.extension(false))
+    }
+
+    /// One extension; the data of ratchet-tree (2, where `tree_allowed`) and
+    /// external-senders (5) extensions is walked too, as OpenMLS decodes them.
+    fn extension(&mut self, tree_allowed: bool) -> Step {
+        let extension_type = self.uint(2)?;
+        let n = self.length()?;
+        let mut data = Scan {
+            rest: self.take(n)?,
+            items: self.items,
+            max_items: self.max_items,
+        };
+        match extension_type {
+            2 if tree_allowed => data.ratchet_tree()?,
+            2 => return Err(Stop::Malformed("a ratchet tree outside a GroupInfo")),
+            5 => data.items(|e| {
+                e.opaque()?; // signature_key
+                e.uint(2)?;
+                e.opaque() // credential
+            })?,
+            _ => {}
+        }
+        self.items = data.items;
+        Ok(())
     }
 
     fn ratchet_tree(&mut self) -> Step {

@@ -82,7 +82,8 @@ pub struct ClientOptions {
     /// Largest message, Welcome, GroupInfo, key package or ratchet tree this
     /// client decodes, in bytes (at least 65,536); 4 MiB when absent. It also
     /// bounds how many tree nodes, proposals and extensions one input may
-    /// hold (one per 64 bytes of the limit), checked before decoding.
+    /// hold (one per 32 bytes of the limit, a leaf node counting as 8),
+    /// checked before decoding: 4 MiB admits trees of about 14,000 members.
     #[uniffi(default = None)]
     pub max_input_bytes: Option<u64>,
 }
