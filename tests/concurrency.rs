@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::rng::{env_u64, Rng};
 use common::watchdog::watchdog;
-use common::{MapStore, INJECTED};
+use common::{MapStore, Next, OneShot, INJECTED};
 use mlskit::{
     Client, Group, MlsError, ReceivedMessage, StorageBackend, StorageError, StorageWrite,
 };
@@ -104,7 +104,7 @@ impl Peer {
         let store = Flaky::new(seed, max_sleep_us);
         let backend: Arc<dyn StorageBackend> = store.clone();
         let client = Client::new(backend, name.as_bytes().to_vec(), None).unwrap();
-        // Opening a new client writes its identity once.
+        // Opening a new client writes its identity, keys and lease once.
         assert_eq!(store.ok_commits.load(Ordering::SeqCst), 1);
         Self {
             store,
@@ -201,7 +201,10 @@ fn deliver(peer: &Peer, group: &Group, msg: &[u8]) -> (Option<Vec<u8>>, u64) {
 /// Reload from storage (a new client over the same store) equals memory.
 fn assert_reload_equals(peer: &Peer, name: &str, group: &Group) {
     let backend: Arc<dyn StorageBackend> = peer.store.clone();
+    // Opening takes the store over (one commit of the lease record); the
+    // test's own client writes nothing after this.
     let fresh = Client::new(backend, name.as_bytes().to_vec(), None).unwrap();
+    peer.wrote();
     let reloaded = fresh.group(group.id()).unwrap();
     assert_eq!(
         reloaded.epoch().unwrap(),
@@ -552,34 +555,11 @@ type LogEntry = (Option<u64>, Vec<u8>);
 
 const SENDERS_DOC: &str = "3 senders, 1 committer, 2 receivers, 3 readers";
 
-/// Sleeps inside `commit` once when armed: a slow host transaction.
-struct SlowOnce {
-    inner: Arc<MapStore>,
-    armed: AtomicBool,
-}
-
-impl StorageBackend for SlowOnce {
-    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.read(key)
-    }
-
-    fn commit(&self, writes: Vec<StorageWrite>) -> Result<(), StorageError> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            thread::sleep(Duration::from_secs(3));
-        }
-        self.inner.commit(writes)
-    }
-}
-
 /// A slow host commit for group A must not hold up an encrypt on group B.
 #[test]
 fn slow_commit_of_one_group_does_not_delay_another_group() {
-    let store = Arc::new(SlowOnce {
-        inner: MapStore::new(),
-        armed: AtomicBool::new(false),
-    });
-    let backend: Arc<dyn StorageBackend> = store.clone();
-    let client = Client::new(backend, b"alice".to_vec(), None).unwrap();
+    let store = OneShot::new();
+    let client = Client::new(store.backend(), b"alice".to_vec(), None).unwrap();
     let bob = Client::new(MapStore::new(), b"bob".to_vec(), None).unwrap();
     // Two groups with a second member each, so encrypt writes message secrets.
     let groups: Vec<Arc<Group>> = (0..2)
@@ -591,7 +571,7 @@ fn slow_commit_of_one_group_does_not_delay_another_group() {
             g
         })
         .collect();
-    store.armed.store(true, Ordering::SeqCst);
+    store.arm(Next::SleepBefore(Duration::from_secs(3)));
     let slow = {
         let a = groups[0].clone();
         thread::spawn(move || a.encrypt(b"slow".to_vec(), vec![]).unwrap())

@@ -205,7 +205,7 @@ fn sqlite_scenario_hides_everything_and_survives_a_restart() {
     let inner_b = mlskit::sqlite_storage(pb.clone()).unwrap();
     let (a, ga, b, gb) = conversation(&inner_a, &inner_b);
     let epoch = ga.epoch().unwrap();
-    // While open (WAL and main file) and after closing.
+    // While open (journal and main file) and after closing.
     assert_no_plaintext("the SQLite files", &files_bytes(dir.path()));
     drop((a, ga, b, inner_a));
     assert_no_plaintext("the SQLite files", &files_bytes(dir.path()));
@@ -268,9 +268,10 @@ fn key_length_and_wrong_key() {
     assert_eq!(raw.snapshot(), before, "a wrong key wrote nothing");
     // A corrupted key-check record is also StorageCorrupt.
     let mut broken = before.clone();
-    for v in broken.values_mut().filter(|v| v.len() == 33) {
-        v[5] ^= 0xff;
-    }
+    let check = broken
+        .get_mut(&b"mlskit\0encrypted\0key-check"[..])
+        .expect("the key-check record");
+    check[40] ^= 0xff;
     raw.replace(broken);
     assert!(matches!(
         encrypted_storage(inner.clone(), KEY.to_vec()),
@@ -281,9 +282,11 @@ fn key_length_and_wrong_key() {
 /// Runs the operations that read alice's state; every failure must be
 /// `StorageCorrupt` and leave the raw store unchanged. Returns whether one failed.
 fn probe(inner: &Arc<dyn StorageBackend>, raw: &RawStore, gb: &Group) -> bool {
-    let before = raw.snapshot();
     let msg = gb.encrypt(b"probe".to_vec(), vec![]).unwrap();
+    let mut before = raw.snapshot();
     let result = open(inner, ALICE).and_then(|a| {
+        // Opening wrote the lease record; what follows must write nothing.
+        before = raw.snapshot();
         let ga = a.group(GROUP_ID.to_vec())?;
         ga.members()?;
         match ga.process_message(msg)? {

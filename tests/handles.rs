@@ -3,47 +3,18 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use mlskit::{
-    Ciphersuite, Client, GroupOptions, KeyPackageOptions, StorageBackend, StorageError,
-    StorageWrite,
-};
-
-/// Applies each batch, then (when armed) sleeps before returning: the window
-/// in which a committed group is not yet registered with its client.
-struct SlowAfterCommit {
-    inner: Arc<MapStore>,
-    armed: AtomicBool,
-}
-
-impl StorageBackend for SlowAfterCommit {
-    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.read(key)
-    }
-
-    fn commit(&self, writes: Vec<StorageWrite>) -> Result<(), StorageError> {
-        self.inner.commit(writes)?;
-        if self.armed.swap(false, Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        Ok(())
-    }
-}
+use mlskit::{Ciphersuite, Client, GroupOptions, KeyPackageOptions};
 
 #[test]
 fn a_group_loaded_while_its_creation_commits_is_the_same_handle() {
-    let store = Arc::new(SlowAfterCommit {
-        inner: MapStore::new(),
-        armed: AtomicBool::new(false),
-    });
-    let backend: Arc<dyn StorageBackend> = store.clone();
-    let client = Client::new(backend, b"alice".to_vec(), Some(options())).unwrap();
+    // The window in which a committed group is not yet registered with its client.
+    let store = OneShot::new();
+    let client = Client::new(store.backend(), b"alice".to_vec(), Some(options())).unwrap();
     let id = b"raced group".to_vec();
-    store.armed.store(true, Ordering::SeqCst);
+    store.arm(Next::SleepAfter(Duration::from_millis(300)));
     let loader = {
         let (client, id) = (client.clone(), id.clone());
         std::thread::spawn(move || loop {
@@ -113,9 +84,9 @@ fn every_supported_schemes_key_is_stored_when_the_identity_is_created() {
         .into_iter()
         .map(|cs| client.signature_public_key(Some(cs)).unwrap())
         .collect();
-    let before = store.snapshot();
     drop(client);
     let reopened = Client::new(store.clone(), b"alice".to_vec(), None).unwrap();
+    let before = store.snapshot();
     for (cs, key) in mlskit::supported_ciphersuites().into_iter().zip(keys) {
         assert_eq!(reopened.signature_public_key(Some(cs)).unwrap(), key);
     }

@@ -697,7 +697,8 @@ fn copy_state(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type().unwrap().is_dir() || name.ends_with("-shm") {
-            // SQLite rebuilds the shared-memory index from the WAL.
+            // Shared-memory files of older (WAL) stores are rebuilt by SQLite;
+            // a hot rollback journal is copied, SQLite rolls it back.
             continue;
         }
         fs::copy(entry.path(), to.join(&name)).unwrap();

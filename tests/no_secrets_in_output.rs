@@ -220,10 +220,7 @@ fn core_errors_and_writes_never_print_values() {
         assert_clean("MlsError Debug", &format!("{ffi:?}"), secrets);
     }
     // The core Write hides keys and values.
-    let w = Write::Put {
-        key: PLAINTEXT.to_vec(),
-        value: PSK_SECRET.to_vec(),
-    };
+    let w = Write::put(PLAINTEXT.to_vec(), PSK_SECRET.to_vec());
     assert_clean("Write Debug", &format!("{w:?}"), &[PLAINTEXT, PSK_SECRET]);
     let enc = EncryptedBackend::open(inner.clone(), &STORAGE_KEY).unwrap();
     enc.commit(vec![w]).unwrap();

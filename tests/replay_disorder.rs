@@ -327,12 +327,12 @@ fn loser_processing_the_winner_directly_drops_its_own_pending_commit() {
     );
     process_and_merge(&ms[0].group, &winner.commit);
     assert_agree(&all(&ms));
+    check_messaging(&all(&ms), 1);
     // The reloaded state agrees too.
     let reopened = client_on(&ms[1].store, "m1")
         .group(ms[1].group.id())
         .unwrap();
     assert!(reopened.pending_commit().unwrap().is_none());
-    check_messaging(&all(&ms), 1);
 }
 
 /// A fork, made on purpose: m1 merges its own commit although the DS took

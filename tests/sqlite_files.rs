@@ -56,11 +56,16 @@ fn a_deleted_psk_leaves_no_trace_in_the_files() {
         "the test must see the secret while it is stored"
     );
     client.delete_external_psk(b"psk-1".to_vec()).unwrap();
+    assert_eq!(
+        files_contain(dir.path(), SECRET),
+        Vec::<String>::new(),
+        "a deleted secret was still on disk while the store is open"
+    );
     drop(client);
     assert_eq!(
         files_contain(dir.path(), SECRET),
         Vec::<String>::new(),
-        "a deleted secret was still on disk"
+        "a deleted secret was still on disk after closing"
     );
     // The store still works after a reopen.
     let reopened = Client::new(sqlite_storage(path).unwrap(), b"alice".to_vec(), None).unwrap();

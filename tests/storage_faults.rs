@@ -444,17 +444,25 @@ fn fault_matrix_sqlite_store() {
 }
 
 #[test]
-fn new_client_writes_once_then_never() {
+fn opening_a_client_writes_once() {
     let store = FaultyStore::map();
     let _c = client_on(&store, "a");
     assert_eq!(store.commits(), 1);
+    let created = store.snapshot();
     let _c2 = Client::new(store.as_backend(), b"a".to_vec(), Some(options())).unwrap();
-    assert_eq!(store.commits(), 1, "reopening must not write");
+    assert_eq!(store.commits(), 2, "reopening writes the lease, once");
+    let reopened = store.snapshot();
+    let changed: Vec<_> = reopened
+        .iter()
+        .filter(|(k, v)| created.get(*k) != Some(v))
+        .collect();
+    assert_eq!(changed.len(), 1, "only the lease record changes");
+    assert_eq!(created.len(), reopened.len());
     assert!(matches!(
         Client::new(store.as_backend(), b"b".to_vec(), None),
         Err(MlsError::IdentityMismatch)
     ));
-    assert_eq!(store.commits(), 1);
+    assert_eq!(store.commits(), 2);
 
     let fresh = FaultyStore::map();
     fresh.arm();

@@ -18,6 +18,7 @@ use crate::core::message;
 use crate::core::storage::cache::CachedBackend;
 use crate::core::storage::chunked::ChunkedBackend;
 use crate::core::storage::codec;
+use crate::core::storage::lease::LeasedBackend;
 use crate::core::storage::overlay::{not_in_callback, Overlay};
 use crate::core::storage::provider::{key_package_key, Provider};
 use crate::core::storage::Backend;
@@ -79,6 +80,27 @@ pub(crate) struct ClientCore {
     groups: Mutex<HashMap<Vec<u8>, Weak<GroupHandle>>>,
     /// Serializes read-modify-write of the SDK index records.
     index_lock: Mutex<()>,
+    /// Joins whose batch failed in storage, by digest of the Welcome or
+    /// GroupInfo: the host may have applied the batch before it reported the
+    /// error, and a retry with the same input must find the joined group.
+    unconfirmed_joins: Mutex<HashMap<Vec<u8>, UnconfirmedJoin>>,
+}
+
+/// The group a join stored, and the external commit it returned (if any).
+type LandedJoin = (Arc<GroupHandle>, Option<Vec<u8>>);
+
+/// Failed joins remembered at most (one per join the app has yet to retry).
+const MAX_UNCONFIRMED_JOINS: usize = 64;
+
+/// A join that may have landed: the group it made and what it returned.
+struct UnconfirmedJoin {
+    group_id: Vec<u8>,
+    epoch: u64,
+    /// Tells the state this join made from any other state at that epoch.
+    authenticator: Vec<u8>,
+    settings: JoinSettings,
+    /// The external commit to send, for joins by external commit.
+    commit: Option<Vec<u8>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -254,6 +276,89 @@ impl ClientCore {
     pub(crate) fn forget(&self, id: &[u8]) {
         lock(&self.groups).remove(id);
     }
+
+    /// Names one join attempt: its input and the ratchet tree passed with it.
+    fn join_digest(&self, input: &[u8], tree: Option<&[u8]>) -> Result<Vec<u8>, CoreError> {
+        let mut named = Vec::with_capacity(9 + input.len() + tree.map_or(0, <[u8]>::len));
+        named.extend_from_slice(&(input.len() as u64).to_be_bytes());
+        named.extend_from_slice(input);
+        if let Some(tree) = tree {
+            named.push(1);
+            named.extend_from_slice(tree);
+        }
+        self.crypto
+            .hash(HashType::Sha2_256, &named)
+            .map_err(|e| CoreError::internal(format!("hashing failed: {e:?}")))
+    }
+
+    /// The group a failed join of `digest` made, if its batch landed after all
+    /// (the group is stored in the very state the join made: same epoch and
+    /// epoch authenticator; a Welcome join may also have moved on since), with
+    /// the external commit it returned. `None` if it did not land, or the
+    /// retry passes other settings: the join runs again. The caller holds the
+    /// index lock.
+    fn landed_join(
+        self: &Arc<Self>,
+        digest: &[u8],
+        settings: &JoinSettings,
+    ) -> Result<Option<LandedJoin>, CoreError> {
+        let join = {
+            let mut joins = lock(&self.unconfirmed_joins);
+            match joins.get(digest) {
+                Some(join) if join.settings == *settings => joins.remove(digest),
+                // A retry with other settings is another join: it runs again
+                // (and fails if the first one landed); the entry stays.
+                _ => None,
+            }
+        };
+        let Some(join) = join else {
+            return Ok(None);
+        };
+        let provider = self.provider();
+        match finish(
+            &provider,
+            GroupHandle::load_from(provider.storage(), &join.group_id),
+        ) {
+            Ok(mls) => {
+                let made_here = mls.epoch().as_u64() == join.epoch
+                    && mls.epoch_authenticator().as_slice() == join.authenticator.as_slice();
+                let moved_on = join.commit.is_none() && mls.epoch().as_u64() > join.epoch;
+                Ok((made_here || moved_on).then(|| (self.register(mls), join.commit)))
+            }
+            Err(CoreError::UnknownGroup) => Ok(None),
+            Err(e) => {
+                lock(&self.unconfirmed_joins).insert(digest.to_vec(), join);
+                Err(e)
+            }
+        }
+    }
+
+    /// Remembers a join whose batch failed in storage (see `landed_join`);
+    /// a join that succeeded makes earlier failed joins of its group moot.
+    fn note_join<T>(
+        &self,
+        digest: Vec<u8>,
+        result: &Result<T, CoreError>,
+        join: Option<UnconfirmedJoin>,
+    ) {
+        let Some(join) = join else { return };
+        let mut joins = lock(&self.unconfirmed_joins);
+        match result {
+            Err(CoreError::StorageBackend { .. }) => {
+                if joins.len() >= MAX_UNCONFIRMED_JOINS {
+                    joins.clear();
+                }
+                joins.insert(digest, join);
+            }
+            Ok(_) => joins.retain(|_, j| j.group_id != join.group_id),
+            Err(_) => {}
+        }
+    }
+
+    /// Forgets failed joins of a deleted group.
+    pub(crate) fn forget_joins(&self, id: &[u8]) {
+        lock(&self.unconfirmed_joins).retain(|_, j| j.group_id != id);
+    }
 }
 
 /// Prefers the storage fault recorded in the overlay over OpenMLS's version of it.
@@ -311,16 +416,27 @@ impl Client {
         if identity.is_empty() {
             return Err(CoreError::validation("identity must not be empty"));
         }
+        let crypto = RustCrypto::default();
+        let token: [u8; 16] = crypto.random_array().map_err(CoreError::internal)?;
+        let leased = LeasedBackend::new(backend, &token).map_err(CoreError::from)?;
+        let acquire = leased.acquire();
         let inner = Arc::new(ClientCore {
-            backend: Arc::new(CachedBackend::new(Arc::new(ChunkedBackend::new(backend)))),
-            crypto: RustCrypto::default(),
+            backend: Arc::new(CachedBackend::new(Arc::new(ChunkedBackend::new(Arc::new(
+                leased,
+            ))))),
+            crypto,
             identity,
             settings,
             signers: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             index_lock: Mutex::new(()),
+            unconfirmed_joins: Mutex::new(HashMap::new()),
         });
         inner.run(|provider| {
+            // Opening takes the store over: a client opened earlier on it
+            // fails its next write with `StorageTakenOver` (see `lease`).
+            let (key, token) = acquire;
+            provider.overlay().put(key, token);
             let key = Overlay::sdk_key(IDENTITY, b"");
             match provider.overlay().get_value::<Vec<u8>>(&key)? {
                 Some(stored) if stored != inner.identity => {
@@ -560,6 +676,7 @@ impl Client {
         ratchet_tree: Option<&[u8]>,
         settings: &JoinSettings,
     ) -> Result<Arc<GroupHandle>, CoreError> {
+        let digest = self.inner.join_digest(welcome, ratchet_tree)?;
         let welcome = self.parse_welcome(welcome)?;
         let tree = ratchet_tree
             .map(|t| message::parse_ratchet_tree(t, &self.inner.settings.input_limits))
@@ -567,17 +684,29 @@ impl Client {
         let inner = &self.inner;
         not_in_callback()?;
         let _index = lock(&inner.index_lock);
-        let group = inner.run(|provider| {
+        if let Some((landed, _)) = inner.landed_join(&digest, settings)? {
+            return Ok(landed);
+        }
+        let made = std::cell::RefCell::new(None);
+        let result = inner.run(|provider| {
             let (staged, _) = stage_welcome(provider, &settings.join_config(), welcome, tree)?;
             let group = staged
                 .into_group(provider)
                 .map_err(|e| error::from_welcome_error(&e))?;
+            *made.borrow_mut() = Some(UnconfirmedJoin {
+                group_id: group.group_id().as_slice().to_vec(),
+                epoch: group.epoch().as_u64(),
+                authenticator: group.epoch_authenticator().as_slice().to_vec(),
+                settings: settings.clone(),
+                commit: None,
+            });
             inner.index_group(provider.overlay(), group.group_id().as_slice(), true)?;
             group::store_policy(provider.overlay(), group.group_id().as_slice(), settings)?;
             inner.forget_consumed_key_packages(provider.overlay())?;
             Ok(group)
-        })?;
-        Ok(inner.register(group))
+        });
+        inner.note_join(digest, &result, made.into_inner());
+        Ok(inner.register(result?))
     }
 
     /// Joins by external commit from a GroupInfo. The returned commit must be sent
@@ -600,8 +729,12 @@ impl Client {
             return Err(CoreError::UnsupportedCiphersuite { id: u16::from(cs) });
         }
         let inner = &self.inner;
+        let digest = inner.join_digest(group_info, ratchet_tree)?;
         not_in_callback()?;
         let _index = lock(&inner.index_lock);
+        if let Some((landed, Some(commit))) = inner.landed_join(&digest, settings)? {
+            return Ok((landed, commit));
+        }
         if lock(&inner.groups)
             .get(info.group_id().as_slice())
             .and_then(Weak::upgrade)
@@ -613,7 +746,8 @@ impl Client {
         {
             return Err(CoreError::GroupExists);
         }
-        let (group, commit) = inner.run(|provider| {
+        let made = std::cell::RefCell::new(None);
+        let result = inner.run(|provider| {
             let signer = inner.signer(cs.signature_algorithm(), provider.overlay())?;
             // Leaf lifetimes in the tree are not checked, as for Welcomes (`stage_welcome`).
             let mut builder = MlsGroup::external_commit_builder()
@@ -642,10 +776,19 @@ impl Client {
                 .finalize(provider)
                 .map_err(CoreError::validation)?;
             let commit = message::serialize(bundle.commit())?;
+            *made.borrow_mut() = Some(UnconfirmedJoin {
+                group_id: group.group_id().as_slice().to_vec(),
+                epoch: group.epoch().as_u64(),
+                authenticator: group.epoch_authenticator().as_slice().to_vec(),
+                settings: settings.clone(),
+                commit: Some(commit.clone()),
+            });
             inner.index_group(provider.overlay(), group.group_id().as_slice(), true)?;
             group::store_policy(provider.overlay(), group.group_id().as_slice(), settings)?;
             Ok((group, commit))
-        })?;
+        });
+        inner.note_join(digest, &result, made.into_inner());
+        let (group, commit) = result?;
         Ok((inner.register(group), commit))
     }
 
@@ -684,6 +827,7 @@ impl Client {
         let _index = lock(&inner.index_lock);
         handle.delete()?;
         inner.forget(id);
+        inner.forget_joins(id);
         Ok(())
     }
 

@@ -32,7 +32,7 @@ impl WireFormat {
 }
 
 /// Runtime behaviour of a group on this client (also used when joining).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinSettings {
     pub wire_format: WireFormat,
     pub padding_size: u32,

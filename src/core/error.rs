@@ -51,6 +51,8 @@ pub enum CoreError {
     StorageCorrupt { key: String, reason: String },
     #[error("storage backend failed: {reason}")]
     StorageBackend { reason: String },
+    #[error("another client took this store over")]
+    StorageTakenOver,
     /// A storage callback called back into MLSKit; storage callbacks must not call the SDK.
     #[error("a storage callback called back into MLSKit; storage callbacks must not call the SDK")]
     ReentrantCall,

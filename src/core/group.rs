@@ -14,7 +14,7 @@ use crate::core::message::{self, credential_identity};
 use crate::core::storage::codec;
 use crate::core::storage::overlay::{not_in_callback, Overlay};
 use crate::core::storage::provider::{forget_group_records, psk_key, Provider};
-use crate::core::storage::Write;
+use crate::core::storage::{Value, Write};
 
 /// The messages an own commit produces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -707,7 +707,7 @@ impl GroupHandle {
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 let summary = commit_summary(mls, &staged, sender);
                 let allowed = self.check_external_commit(provider.overlay(), &summary);
-                match allowed.and_then(|_| codec::encode(&*staged)) {
+                match allowed.and_then(|_| codec::encode_value(&*staged)) {
                     Ok(staged_bytes) => {
                         // The group in memory has consumed ratchet secrets that are
                         // not stored yet: hand it to the staged commit and reload.
@@ -919,8 +919,9 @@ impl GroupHandle {
 struct PendingMerge {
     /// The processed group and commit, if nothing reloaded them since.
     live: Option<(MlsGroup, StagedCommit)>,
-    /// The staged commit, to rebuild it after a failed merge.
-    staged_bytes: Vec<u8>,
+    /// The staged commit, to rebuild it after a failed merge (it holds the
+    /// next epoch's secrets and private keys: wiped when dropped).
+    staged_bytes: Value,
     /// The writes processing made (ratchet state), applied only with the merge.
     writes: Vec<Write>,
 }

@@ -85,6 +85,13 @@ pub enum MlsError {
     /// storage before the extension opens them), or wait and retry.
     #[error("the store at {path} is open elsewhere")]
     StorageInUse { path: String },
+    /// Another `Client` was opened on this store since this one (in this
+    /// process or another, such as an app extension): this client refuses to
+    /// write so that two clients never send with the same keys. Nothing was
+    /// written. Drop this client; open a new one when the store is yours
+    /// again (opening takes the store over).
+    #[error("another client took this store over")]
+    StorageTakenOver,
     /// The storage backend failed; `reason` is the backend's own message.
     #[error("storage backend failed: {reason}")]
     StorageBackend { reason: String },
@@ -129,6 +136,7 @@ impl From<CoreError> for MlsError {
             CoreError::IdentityMismatch => MlsError::IdentityMismatch,
             CoreError::StorageCorrupt { key, reason } => MlsError::StorageCorrupt { key, reason },
             CoreError::StorageBackend { reason } => MlsError::StorageBackend { reason },
+            CoreError::StorageTakenOver => MlsError::StorageTakenOver,
             CoreError::ReentrantCall => MlsError::ReentrantCall,
             CoreError::Internal { reason } => MlsError::Internal { reason },
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::core::storage::memory::MemoryBackend;
 use crate::core::storage::sqlite::{OpenError, SqliteBackend};
-use crate::core::storage::{Backend, BackendError, Write};
+use crate::core::storage::{Backend, BackendError, Value, Write};
 use crate::ffi::error::{MlsError, StorageError};
 
 /// One change in an atomic storage batch. Values hold private keys: its text
@@ -52,8 +52,10 @@ impl std::fmt::Debug for StorageWrite {
 /// - Called from any thread, one call at a time per group. Must not call back
 ///   into MLSKit: such a call fails at once with `MlsError.ReentrantCall`.
 ///   Values contain private keys: protect them at rest (see `encrypted_storage`).
-/// - One live `Client` per store: a client caches what it wrote, so nothing
-///   else may change the store while it is open.
+/// - One live `Client` per store: opening a client takes the store over (a
+///   lease record, read before every batch), and a client opened earlier on
+///   it then refuses to write (`MlsError.StorageTakenOver`). A client caches
+///   what it wrote, so nothing else may change the store while it is open.
 #[uniffi::export(with_foreign)]
 pub trait StorageBackend: Send + Sync {
     /// Returns the value stored under `key`, or none if it is absent.
@@ -66,15 +68,22 @@ pub trait StorageBackend: Send + Sync {
 pub(crate) struct HostBackend(pub Arc<dyn StorageBackend>);
 
 impl Backend for HostBackend {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.0.read(key.to_vec()).map_err(to_backend_error)
+    fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
+        self.0
+            .read(key.to_vec())
+            .map(|v| v.map(Value::new))
+            .map_err(to_backend_error)
     }
 
     fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
         let writes = batch
             .into_iter()
             .map(|w| match w {
-                Write::Put { key, value } => StorageWrite::Put { key, value },
+                // The host gets the buffer itself: its copies are its own.
+                Write::Put { key, mut value } => StorageWrite::Put {
+                    key,
+                    value: std::mem::take(&mut *value),
+                },
                 Write::Delete { key } => StorageWrite::Delete { key },
             })
             .collect();
@@ -84,7 +93,7 @@ impl Backend for HostBackend {
 
 fn to_backend_error(e: StorageError) -> BackendError {
     match e {
-        StorageError::Backend { reason } => BackendError { reason },
+        StorageError::Backend { reason } => BackendError::new(reason),
     }
 }
 
@@ -95,6 +104,7 @@ impl<B: Backend> StorageBackend for BuiltIn<B> {
     fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
         self.0
             .read(&key)
+            .map(|v| v.map(|mut v| std::mem::take(&mut *v)))
             .map_err(|e| StorageError::Backend { reason: e.reason })
     }
 
@@ -102,7 +112,7 @@ impl<B: Backend> StorageBackend for BuiltIn<B> {
         let batch = writes
             .into_iter()
             .map(|w| match w {
-                StorageWrite::Put { key, value } => Write::Put { key, value },
+                StorageWrite::Put { key, value } => Write::put(key, value),
                 StorageWrite::Delete { key } => Write::Delete { key },
             })
             .collect();
@@ -112,7 +122,9 @@ impl<B: Backend> StorageBackend for BuiltIn<B> {
     }
 }
 
-/// Where the core should read and write: built-in stores skip the FFI adapter.
+/// The core's view of an exported store: every store, built-in or the
+/// host's, goes through the `HostBackend` adapter (for a built-in one that is
+/// a plain Rust call, no foreign callback).
 pub(crate) fn core_backend(storage: Arc<dyn StorageBackend>) -> Arc<dyn Backend> {
     Arc::new(HostBackend(storage))
 }
@@ -123,15 +135,16 @@ pub fn memory_storage() -> Arc<dyn StorageBackend> {
     Arc::new(BuiltIn(MemoryBackend::new()))
 }
 
-/// A store in one SQLite file (`SqliteStorage`), created if absent: WAL journal,
-/// one transaction per batch. Use one file per client.
+/// A store in one SQLite file (`SqliteStorage`), created if absent: one
+/// transaction per batch. Use one file per client.
 ///
 /// Only one store may have a file open at a time (an OS lock on
 /// `<path>-lock`, held until the store is dropped): a second opener, in this
 /// process or another (an iOS notification extension beside its app), gets
 /// `StorageInUse` at once. The files are created readable by their owner
-/// only, deleted values are overwritten, and the WAL is emptied when the
-/// store closes.
+/// only; deleted and replaced values (old keys, deleted PSKs) are
+/// overwritten in the file and the journal is emptied at the end of every
+/// batch, so they leave the disk as soon as the call returns.
 ///
 /// Errors: `StorageInUse`; `StorageBackend` if the file cannot be opened or
 /// is not a database.

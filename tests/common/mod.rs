@@ -56,6 +56,64 @@ impl StorageBackend for MapStore {
     }
 }
 
+/// What a [`OneShot`] store does to its next commit once armed.
+#[derive(Clone, Copy, Debug)]
+pub enum Next {
+    /// A slow host transaction: sleep, then apply.
+    SleepBefore(std::time::Duration),
+    /// Apply, then sleep before returning (the batch is in; the caller waits).
+    SleepAfter(std::time::Duration),
+    /// Apply, then report a failure (a timeout after the write landed).
+    FailAfterApplying,
+}
+
+/// A map store that does one [`Next`] thing to the next commit once armed.
+pub struct OneShot {
+    inner: Arc<MapStore>,
+    next: Mutex<Option<Next>>,
+}
+
+impl OneShot {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: MapStore::new(),
+            next: Mutex::new(None),
+        })
+    }
+
+    pub fn arm(&self, next: Next) {
+        *self.next.lock().unwrap() = Some(next);
+    }
+
+    pub fn backend(self: &Arc<Self>) -> Arc<dyn StorageBackend> {
+        self.clone()
+    }
+}
+
+impl StorageBackend for OneShot {
+    fn read(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.read(key)
+    }
+
+    fn commit(&self, writes: Vec<StorageWrite>) -> Result<(), StorageError> {
+        let next = self.next.lock().unwrap().take();
+        if let Some(Next::SleepBefore(d)) = next {
+            std::thread::sleep(d);
+        }
+        self.inner.commit(writes)?;
+        match next {
+            Some(Next::SleepAfter(d)) => std::thread::sleep(d),
+            Some(Next::FailAfterApplying) => {
+                return Err(StorageError::Backend {
+                    reason: "timeout after the write (injected)".into(),
+                })
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Wraps any backend: counts calls, fails the next commit when armed, and can
 /// return garbage for reads. Tracks every key ever written so that it can take
 /// a snapshot of any inner backend (MapStore or SQLite).

@@ -114,10 +114,11 @@ def test_wrong_key_is_storage_corrupt_and_writes_nothing() -> None:
 def probe(raw: DictStorage, gb: mlskit.Group) -> bool:
     """Reopens alice and uses her group; True if that failed with StorageCorrupt.
     Any failure must leave the raw store unchanged."""
-    before = raw.snapshot()
     msg = gb.encrypt(b"probe", b"")
+    before = raw.snapshot()
     try:
         a = mlskit.Client(enc(raw), ALICE)
+        before = raw.snapshot()  # opening wrote the lease; nothing more may change
         ga = a.group(GROUP_ID)
         ga.members()
         assert process_app(ga, msg).plaintext == b"probe"
@@ -167,3 +168,43 @@ def test_tampered_and_swapped_values_are_storage_corrupt() -> None:
 def test_encrypted_store_over_memory_storage_and_a_host_store() -> None:
     a, ga, b, gb = conversation(mlskit.MemoryStorage(), DictStorage())
     assert [m.identity for m in ga.members()] == [ALICE, BOB]
+
+
+def test_rekey_moves_the_store_to_the_new_key() -> None:
+    raw_a, raw_b = DictStorage(), DictStorage()
+    a, ga, b, gb = conversation(raw_a, raw_b)
+    new_key = bytes(range(100, 132))
+    with pytest.raises(mlskit.MlsError.StorageCorrupt):
+        mlskit.rekey_encrypted_storage(raw_a, new_key, KEY)  # not its key
+    with pytest.raises(mlskit.MlsError.ValidationFailed):
+        mlskit.rekey_encrypted_storage(raw_a, KEY, b"short")
+    before = raw_a.snapshot()
+    mlskit.rekey_encrypted_storage(raw_a, KEY, new_key)
+    changed = [k for k, v in raw_a.snapshot().items() if before.get(k) != v]
+    assert len(changed) == 1, "only the key-check record is rewritten"
+    # The open client keeps working; a reopen needs the new key.
+    assert process_app(gb, ga.encrypt(PLAIN[2], b"")).plaintext == PLAIN[2]
+    del a, ga
+    with pytest.raises(mlskit.MlsError.StorageCorrupt):
+        mlskit.Client(enc(raw_a), ALICE)
+    a2 = mlskit.Client(enc(raw_a, new_key), ALICE)
+    ga2 = a2.group(GROUP_ID)
+    assert process_app(ga2, gb.encrypt(b"after rekey", b"")).plaintext == b"after rekey"
+
+
+def test_two_stores_under_one_key_share_nothing() -> None:
+    check = b"mlskit\x00encrypted\x00key-check"
+    one, two = DictStorage(), DictStorage()
+    a = mlskit.Client(enc(one), ALICE)
+    b = mlskit.Client(enc(two), ALICE)
+    a.create_key_packages(1)
+    b.create_key_packages(1)
+    assert set(one.snapshot()) & set(two.snapshot()) == {check}, "record names differ per store"
+    assert one.data[check] != two.data[check], "salts and data keys differ"
+    # Values copied from one store into the other do not open there.
+    del b
+    from_one = [v for k, v in one.snapshot().items() if k != check]
+    for i, k in enumerate(k for k in list(two.data) if k != check):
+        two.data[k] = from_one[i % len(from_one)]
+    with pytest.raises(mlskit.MlsError.StorageCorrupt):
+        mlskit.Client(enc(two), ALICE)

@@ -114,9 +114,30 @@ def test_restart_from_shared_dict_storage() -> None:
     bundle = gb.self_update()
     commit_and_deliver(gb, bundle, [alice, carol])
     assert_in_sync([alice, gb, carol])
-    # Two live clients over one storage see the same group state.
+    # A second live client over the same data (an app extension) takes the
+    # store over: it sees the same state, and the first one writes nothing.
     bob2 = mlskit.Client(DictStorage(data), b"bob", CLIENT_OPTIONS)
-    assert bob2.group(gid).epoch() == gb.epoch()
+    g2 = bob2.group(gid)
+    assert g2.epoch() == gb.epoch()
+    before = dict(data)
+    with pytest.raises(mlskit.MlsError.StorageTakenOver):
+        gb.encrypt(b"stale", b"")
+    with pytest.raises(mlskit.MlsError.StorageTakenOver):
+        bob.create_key_packages(1, None)
+    with pytest.raises(mlskit.MlsError.StorageTakenOver):
+        gb.self_update()
+    assert data == before
+    assert process_app(alice, g2.encrypt(b"from the extension", b"")).plaintext == b"from the extension"
+    # Hand-back: the app opens a new client, which takes the store back.
+    del gb, bob
+    gc.collect()
+    bob3 = mlskit.Client(DictStorage(data), b"bob", CLIENT_OPTIONS)
+    with pytest.raises(mlskit.MlsError.StorageTakenOver):
+        g2.encrypt(b"late", b"")
+    g3 = bob3.group(gid)
+    for i in range(3):
+        text = b"app again %d" % i
+        assert process_app(alice, g3.encrypt(text, b"")).plaintext == text
 
 
 def test_sqlite_bad_path_is_typed_error(tmp_path: Path) -> None:
@@ -574,8 +595,12 @@ def test_garbage_bytes_are_storage_corrupt() -> None:
     assert bob.group_ids() == [gid]
     with pytest.raises(mlskit.MlsError.StorageCorrupt):
         bob.group(gid).epoch()
-    # The original storage is untouched and still works.
-    assert_in_sync(t.groups)
+    # The original storage is untouched and still works (from a new client:
+    # the ones opened above took the store over).
+    del bob
+    gc.collect()
+    bob_again = mlskit.Client(FailingStorage(st.data), b"bob", CLIENT_OPTIONS)
+    assert_in_sync([t.alice, bob_again.group(gid), t.carol])
 
 
 def test_garbage_value_in_place_is_storage_corrupt() -> None:
@@ -584,14 +609,14 @@ def test_garbage_value_in_place_is_storage_corrupt() -> None:
     gid = t.bob.id()
     for k in [k for k in data if k.startswith(MLS_NAMESPACE_PREFIX)]:
         data[k] = b"\x00" + data[k][:3]
-    bob = mlskit.Client(DictStorage(data), b"bob", CLIENT_OPTIONS)
-    with pytest.raises(mlskit.MlsError.StorageCorrupt):
-        bob.group(gid).epoch()
     # Someone using the old handle on the corrupted store gets a typed error, never a crash.
     try:
         t.bob.encrypt(b"x", b"")
     except mlskit.MlsError as e:
-        assert isinstance(e, (mlskit.MlsError.StorageCorrupt,))
+        assert isinstance(e, mlskit.MlsError.StorageCorrupt)
+    bob = mlskit.Client(DictStorage(data), b"bob", CLIENT_OPTIONS)
+    with pytest.raises(mlskit.MlsError.StorageCorrupt):
+        bob.group(gid).epoch()
 
 
 def test_second_sqlite_store_on_a_live_file_is_refused_until_the_first_is_gone(tmp_path: Path) -> None:

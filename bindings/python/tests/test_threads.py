@@ -135,7 +135,10 @@ def deliver(peer: Peer, group: mlskit.Group, message: bytes) -> Optional[bytes]:
 
 
 def assert_reload_equals(peer: Peer, group: mlskit.Group) -> None:
+    # Opening takes the store over (one commit); the peer's own client
+    # writes nothing after this.
     fresh = mlskit.Client(peer.storage, peer.name, CLIENT_OPTIONS)
+    peer.wrote()
     reloaded = fresh.group(group.id())
     assert reloaded.epoch() == group.epoch()
     assert reloaded.members() == group.members()

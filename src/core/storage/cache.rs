@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::codec::{self, Namespace};
-use super::{Backend, BackendError, Write};
+use super::{Backend, BackendError, Value, Write};
 
 /// Whether a record may be cached at all.
 fn cacheable(key: &[u8]) -> bool {
@@ -29,16 +29,16 @@ const MAX_TOTAL_BYTES: usize = 1024 * 1024;
 #[derive(Default)]
 struct State {
     /// Key to value, `None` for a key known to be absent.
-    entries: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    entries: HashMap<Vec<u8>, Option<Value>>,
     bytes: usize,
     /// Bumped by every commit: a read that raced with one is not cached.
     generation: u64,
 }
 
 impl State {
-    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+    fn insert(&mut self, key: Vec<u8>, value: Option<Value>) {
         self.remove(&key);
-        let size = key.len() + value.as_ref().map_or(0, Vec::len);
+        let size = key.len() + value.as_ref().map_or(0, |v| v.len());
         if self.bytes + size > MAX_TOTAL_BYTES {
             self.entries.clear();
             self.bytes = 0;
@@ -81,7 +81,7 @@ impl CachedBackend {
 }
 
 impl Backend for CachedBackend {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
         if !cacheable(key) {
             return self.inner.read(key);
         }
@@ -111,7 +111,7 @@ impl Backend for CachedBackend {
                 state.remove(write.key());
             }
         }
-        let learned: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
+        let learned: Vec<(Vec<u8>, Option<Value>)> = batch
             .iter()
             .filter(|w| cacheable(w.key()))
             .filter_map(|w| match w {
@@ -160,7 +160,7 @@ mod tests {
     fn put(key: &[u8], value: &[u8]) -> Write {
         Write::Put {
             key: k(std::str::from_utf8(key).unwrap()),
-            value: value.to_vec(),
+            value: value.to_vec().into(),
         }
     }
 
@@ -169,10 +169,16 @@ mod tests {
         let base = Arc::new(Counting::default());
         base.inner.commit(vec![put(b"a", b"1")]).unwrap();
         let cache = CachedBackend::new(base.clone());
-        assert_eq!(cache.read(&k("a")).unwrap(), Some(b"1".to_vec()));
-        assert_eq!(cache.read(&k("a")).unwrap(), Some(b"1".to_vec()));
-        assert_eq!(cache.read(&k("absent")).unwrap(), None);
-        assert_eq!(cache.read(&k("absent")).unwrap(), None);
+        assert_eq!(
+            cache.read(&k("a")).unwrap().map(|v| v.to_vec()),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(
+            cache.read(&k("a")).unwrap().map(|v| v.to_vec()),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(cache.read(&k("absent")).unwrap().map(|v| v.to_vec()), None);
+        assert_eq!(cache.read(&k("absent")).unwrap().map(|v| v.to_vec()), None);
         assert_eq!(base.reads.load(Ordering::SeqCst), 2);
 
         cache
@@ -182,9 +188,15 @@ mod tests {
                 Write::Delete { key: k("absent") },
             ])
             .unwrap();
-        assert_eq!(cache.read(&k("a")).unwrap(), Some(b"2".to_vec()));
-        assert_eq!(cache.read(&k("b")).unwrap(), Some(b"3".to_vec()));
-        assert_eq!(cache.read(&k("absent")).unwrap(), None);
+        assert_eq!(
+            cache.read(&k("a")).unwrap().map(|v| v.to_vec()),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(
+            cache.read(&k("b")).unwrap().map(|v| v.to_vec()),
+            Some(b"3".to_vec())
+        );
+        assert_eq!(cache.read(&k("absent")).unwrap().map(|v| v.to_vec()), None);
         assert_eq!(base.reads.load(Ordering::SeqCst), 2);
     }
 
@@ -195,7 +207,10 @@ mod tests {
         cache.commit(vec![put(b"a", b"1")]).unwrap();
         base.refuse.store(true, Ordering::SeqCst);
         assert!(cache.commit(vec![put(b"a", b"2")]).is_err());
-        assert_eq!(cache.read(&k("a")).unwrap(), Some(b"1".to_vec()));
+        assert_eq!(
+            cache.read(&k("a")).unwrap().map(|v| v.to_vec()),
+            Some(b"1".to_vec())
+        );
         assert_eq!(base.reads.load(Ordering::SeqCst), 1);
     }
 
@@ -207,11 +222,11 @@ mod tests {
         cache
             .commit(vec![Write::Put {
                 key: key.clone(),
-                value: b"1".to_vec(),
+                value: b"1".to_vec().into(),
             }])
             .unwrap();
-        cache.read(&key).unwrap();
-        cache.read(&key).unwrap();
+        cache.read(&key).unwrap().map(|v| v.to_vec());
+        cache.read(&key).unwrap().map(|v| v.to_vec());
         assert_eq!(base.reads.load(Ordering::SeqCst), 2);
     }
 
@@ -221,8 +236,8 @@ mod tests {
         let big = vec![7u8; MAX_VALUE_BYTES + 1];
         base.inner.commit(vec![put(b"big", &big)]).unwrap();
         let cache = CachedBackend::new(base.clone());
-        cache.read(&k("big")).unwrap();
-        cache.read(&k("big")).unwrap();
+        cache.read(&k("big")).unwrap().map(|v| v.to_vec());
+        cache.read(&k("big")).unwrap().map(|v| v.to_vec());
         assert_eq!(base.reads.load(Ordering::SeqCst), 2);
 
         let value = vec![1u8; MAX_VALUE_BYTES];

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::codec::{self, Namespace};
 use super::provider::label;
-use super::{Backend, BackendError, Write};
+use super::{extend_wiped, Backend, BackendError, Value, Write};
 
 /// OpenMLS records larger than this are stored in chunks.
 pub const CHUNKED_ABOVE: usize = 32 * 1024;
@@ -179,12 +179,12 @@ impl ChunkedBackend {
             .is_some_and(|stored| matches!(Header::parse(&stored), Some(None))))
     }
 
-    fn read_chunks(&self, key: &[u8], header: &Header) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read_chunks(&self, key: &[u8], header: &Header) -> Result<Option<Value>, BackendError> {
         // No capacity from the header: a broken one may claim any length.
-        let mut value = Vec::new();
+        let mut value = Value::default();
         for (index, expected) in header.hashes.iter().enumerate() {
             match self.inner.read(&chunk_key(key, index))? {
-                Some(chunk) if hash(&chunk) == *expected => value.extend_from_slice(&chunk),
+                Some(chunk) if hash(&chunk) == *expected => extend_wiped(&mut value, &chunk),
                 _ => return Ok(None),
             }
         }
@@ -193,7 +193,7 @@ impl ChunkedBackend {
 }
 
 impl Backend for ChunkedBackend {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
         if !chunkable(key) {
             return self.inner.read(key);
         }
@@ -254,10 +254,7 @@ impl Backend for ChunkedBackend {
                     let header = Header::of(&value);
                     for (index, chunk) in value.chunks(CHUNK_BYTES).enumerate() {
                         if old_hashes.get(index) != Some(&header.hashes[index]) {
-                            out.push(Write::Put {
-                                key: chunk_key(&key, index),
-                                value: chunk.to_vec(),
-                            });
+                            out.push(Write::put(chunk_key(&key, index), chunk.to_vec()));
                         }
                     }
                     for index in header.hashes.len()..old_hashes.len() {
@@ -265,10 +262,7 @@ impl Backend for ChunkedBackend {
                             key: chunk_key(&key, index),
                         });
                     }
-                    out.push(Write::Put {
-                        key,
-                        value: header.encode(),
-                    });
+                    out.push(Write::put(key, header.encode()));
                     Some(header)
                 }
                 plain => {
@@ -333,7 +327,7 @@ mod tests {
     fn put(key: &[u8], value: &[u8]) -> Write {
         Write::Put {
             key: key.to_vec(),
-            value: value.to_vec(),
+            value: value.to_vec().into(),
         }
     }
 
@@ -364,7 +358,10 @@ mod tests {
         layer.commit(vec![put(&key, &value)]).unwrap();
         // Header + 11 chunks.
         assert_eq!(stored_keys(&base), 12);
-        assert_eq!(layer.read(&key).unwrap(), Some(value.clone()));
+        assert_eq!(
+            layer.read(&key).unwrap().map(|v| v.to_vec()),
+            Some(value.clone())
+        );
 
         // Change a byte in chunk 4 only: that chunk and the header are written.
         value[4 * CHUNK_BYTES + 7] ^= 0xAA;
@@ -372,10 +369,16 @@ mod tests {
         layer.commit(vec![put(&key, &value)]).unwrap();
         let delta = base.bytes.load(Ordering::SeqCst) - written;
         assert_eq!(delta, CHUNK_BYTES + HEADER_FIXED + 11 * HASH_BYTES);
-        assert_eq!(layer.read(&key).unwrap(), Some(value.clone()));
+        assert_eq!(
+            layer.read(&key).unwrap().map(|v| v.to_vec()),
+            Some(value.clone())
+        );
         // A fresh layer (a restart) reads the same value back.
         assert_eq!(
-            ChunkedBackend::new(base.clone()).read(&key).unwrap(),
+            ChunkedBackend::new(base.clone())
+                .read(&key)
+                .unwrap()
+                .map(|v| v.to_vec()),
             Some(value)
         );
     }
@@ -391,13 +394,16 @@ mod tests {
         // Below the threshold: a plain value again, chunks gone.
         layer.commit(vec![put(&key, b"small")]).unwrap();
         assert_eq!(stored_keys(&base), 1);
-        assert_eq!(layer.read(&key).unwrap(), Some(b"small".to_vec()));
+        assert_eq!(
+            layer.read(&key).unwrap().map(|v| v.to_vec()),
+            Some(b"small".to_vec())
+        );
         write(&layer, &key, 4, 4);
         layer
             .commit(vec![Write::Delete { key: key.clone() }])
             .unwrap();
         assert_eq!(stored_keys(&base), 0);
-        assert_eq!(layer.read(&key).unwrap(), None);
+        assert_eq!(layer.read(&key).unwrap().map(|v| v.to_vec()), None);
     }
 
     #[test]
@@ -424,9 +430,18 @@ mod tests {
                 put(&k("small"), b"v"),
             ])
             .unwrap();
-        assert_eq!(base.inner.read(&sdk).unwrap(), Some(big.clone()));
-        assert_eq!(base.inner.read(&tree).unwrap(), Some(big));
-        assert_eq!(base.inner.read(&k("small")).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            base.inner.read(&sdk).unwrap().map(|v| v.to_vec()),
+            Some(big.clone())
+        );
+        assert_eq!(
+            base.inner.read(&tree).unwrap().map(|v| v.to_vec()),
+            Some(big)
+        );
+        assert_eq!(
+            base.inner.read(&k("small")).unwrap().map(|v| v.to_vec()),
+            Some(b"v".to_vec())
+        );
         assert_eq!(stored_keys(&base), 3);
         // Only the message-secrets key was looked up (its form was unknown).
         assert_eq!(base.reads.load(Ordering::SeqCst), 1);
@@ -474,7 +489,7 @@ mod tests {
             .is_err());
         base.refuse.store(false, Ordering::SeqCst);
         assert!(layer.known().is_empty());
-        assert_eq!(layer.read(&key).unwrap(), Some(v1));
+        assert_eq!(layer.read(&key).unwrap().map(|v| v.to_vec()), Some(v1));
     }
 
     #[test]

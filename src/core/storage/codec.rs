@@ -10,6 +10,7 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::{extend_wiped, Value};
 use crate::core::error::CoreError;
 
 /// Version of the key layout and value encoding written by this SDK.
@@ -97,6 +98,27 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CoreError> {
     cbor4ii::serde::to_vec(Vec::new(), &value).map_err(|e| CoreError::Internal {
         reason: format!("encoding a storage value failed: {e}"),
     })
+}
+
+/// Encodes a value to be stored as CBOR, into a buffer that is wiped when
+/// dropped; so are the smaller buffers it outgrew on the way (`Value`).
+pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, CoreError> {
+    struct Wiped(Value);
+    impl cbor4ii::core::enc::Write for Wiped {
+        type Error = std::convert::Infallible;
+        fn push(&mut self, input: &[u8]) -> Result<(), Self::Error> {
+            extend_wiped(&mut self.0, input);
+            Ok(())
+        }
+    }
+    let mut serializer =
+        cbor4ii::serde::Serializer::new(Wiped(Value::new(Vec::with_capacity(256))));
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| CoreError::Internal {
+            reason: format!("encoding a storage value failed: {e}"),
+        })?;
+    Ok(serializer.into_inner().0)
 }
 
 /// Decodes a stored value; a value that does not decode is `StorageCorrupt`.

@@ -1,19 +1,26 @@
 //! Encryption at rest: a wrapper over any [`Backend`] so that the host's
 //! database never sees MLS secrets, group ids or identities in the clear.
 //!
-//! From the app's 32-byte key, HKDF-SHA256 (salt [`KDF_SALT`]) derives three
-//! independent subkeys:
+//! Each store has its own random 32-byte **data key**, made when the store is
+//! first opened and kept in the key-check record at [`KEY_CHECK_KEY`], sealed
+//! (AES-256-GCM) under a **wrap key** that HKDF-SHA256 derives from the app's
+//! key and a random per-store salt kept beside it. From the data key, HKDF
+//! derives two subkeys:
 //! - the **value key**: every value is sealed with AES-256-GCM under a fresh
 //!   random 96-bit nonce, with the (plaintext) storage key as associated data,
 //!   so a value moved to another key no longer opens;
 //! - the **name key**: every storage key is replaced by HMAC-SHA256(name key,
-//!   key), so the inner store sees only 32 opaque bytes per record;
-//! - the **check key**: one record at the fixed key [`KEY_CHECK_KEY`] holds
-//!   HMAC-SHA256(check key, [`KEY_CHECK_LABEL`]), a commitment to the app key,
-//!   so opening a store with the wrong key fails at once instead of looking
-//!   like an empty store.
+//!   key), so the inner store sees only 32 opaque bytes per record.
 //!
-//! Stored value layout: `VERSION (1 byte) || nonce (12) || ciphertext || tag (16)`.
+//! So two stores under the same app key share neither record names nor
+//! values (a value copied from one does not open in the other), opening with
+//! the wrong app key fails at once (the data key does not unseal) instead of
+//! looking like an empty store, and [`rekey`] moves a store to a new app key
+//! by rewriting the key-check record alone.
+//!
+//! Key-check record: `VERSION (1) || salt (32) || nonce (12) || sealed data
+//! key (32) || tag (16)`. Stored value: `VERSION (1) || nonce (12) ||
+//! ciphertext || tag (16)`.
 //!
 //! A value that fails to open (tampered, truncated, swapped with another
 //! record's, or sealed under another key) is returned to the SDK as
@@ -22,58 +29,232 @@
 //! value, and the operation fails without writing anything.
 //!
 //! Not covered: the inner store can still see how many records there are, their
-//! sizes and when they change, and it can roll a record back to an older value
-//! it saw under the same key, or delete records.
+//! sizes and when they change, and it can roll a record (or the whole store)
+//! back to an older value it saw, or delete records; see the README.
 //!
-//! The crypto comes from `openmls_rust_crypto` (RustCrypto's `aes-gcm`, `hkdf`,
-//! `hmac`, `sha2`), already used by OpenMLS; no extra dependency.
+//! The crypto is RustCrypto's, already used by OpenMLS: HKDF and HMAC through
+//! `openmls_rust_crypto`, and `aes-gcm` directly, in place, so that
+//! plaintext only lives in buffers that are wiped (`storage::Value`).
 
 use std::fmt;
 use std::sync::Arc;
 
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
-use openmls_traits::types::{AeadType, HashType};
+use openmls_traits::types::CryptoError;
+use openmls_traits::types::HashType;
 
-use super::{Backend, BackendError, Write};
+use super::{Backend, BackendError, Value, Write};
 use crate::core::error::CoreError;
 
 /// Length of the app-provided key.
 pub const KEY_LEN: usize = 32;
-/// HKDF salt; part of the persisted format.
-pub const KDF_SALT: &[u8] = b"mlskit encrypted storage v1";
-/// Inner-store key of the key-check record (fixed, so a wrong key can find it).
+/// Inner-store key of the key-check record (fixed, so every app key finds it).
 pub const KEY_CHECK_KEY: &[u8] = b"mlskit\0encrypted\0key-check";
-/// Message authenticated by the key-check record.
-pub const KEY_CHECK_LABEL: &[u8] = b"mlskit encrypted storage key check";
+/// Associated data of the sealed data key (followed by the salt).
+const DATA_KEY_AAD: &[u8] = b"mlskit encrypted storage v2 data key\0";
+const SALT_LEN: usize = 32;
 /// What [`EncryptedBackend::read`] returns for a value that fails to open: a
 /// CBOR "break" byte at top level, which no decoder accepts, followed by a note
 /// for anyone who looks at it.
 pub const CORRUPT_VALUE: &[u8] = b"\xffmlskit: sealed value failed authentication";
 
-const VERSION: u8 = 1;
+/// Format of the key-check record and of sealed values. Version 1 (a
+/// constant salt, keys derived from the app key directly) was never released.
+const VERSION: u8 = 2;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-const AAD_PREFIX: &[u8] = b"mlskit encrypted storage v1 value\0";
+const AAD_PREFIX: &[u8] = b"mlskit encrypted storage v2 value\0";
+const CHECK_LEN: usize = 1 + SALT_LEN + NONCE_LEN + KEY_LEN + TAG_LEN;
 
 /// A 32-byte secret, overwritten with zeros when dropped (best effort).
 struct Secret([u8; KEY_LEN]);
 
 impl Secret {
-    fn derive(crypto: &RustCrypto, prk: &[u8], info: &[u8]) -> Result<Self, CoreError> {
-        let okm = crypto
-            .hkdf_expand(HashType::Sha2_256, prk, info, KEY_LEN)
-            .map_err(|e| CoreError::internal(format!("key derivation failed: {e:?}")))?;
+    fn copy_of(bytes: &[u8]) -> Result<Self, CoreError> {
         let mut out = [0u8; KEY_LEN];
-        if okm.as_slice().len() != KEY_LEN {
-            return Err(CoreError::internal(
-                "key derivation returned a wrong length",
-            ));
+        if bytes.len() != KEY_LEN {
+            return Err(CoreError::internal("a derived key has a wrong length"));
         }
-        out.copy_from_slice(okm.as_slice());
+        out.copy_from_slice(bytes);
         Ok(Self(out))
     }
+
+    /// HKDF-SHA256 extract (`salt`, `ikm`) then expand (`info`).
+    fn derive(
+        crypto: &RustCrypto,
+        salt: &[u8],
+        ikm: &[u8],
+        info: &[u8],
+    ) -> Result<Self, CoreError> {
+        let kdf = |e: CryptoError| CoreError::internal(format!("key derivation failed: {e:?}"));
+        let prk = crypto
+            .hkdf_extract(HashType::Sha2_256, salt, ikm)
+            .map_err(kdf)?;
+        let okm = crypto
+            .hkdf_expand(HashType::Sha2_256, prk.as_slice(), info, KEY_LEN)
+            .map_err(kdf)?;
+        Self::copy_of(okm.as_slice())
+    }
+}
+
+/// The store's data key, sealed under an app key: the key-check record.
+struct KeyCheck {
+    salt: [u8; SALT_LEN],
+    nonce: [u8; NONCE_LEN],
+    sealed: Vec<u8>,
+}
+
+impl KeyCheck {
+    fn wrap_key(
+        crypto: &RustCrypto,
+        app_key: &[u8; KEY_LEN],
+        salt: &[u8],
+    ) -> Result<Secret, CoreError> {
+        Secret::derive(crypto, salt, app_key, b"data key wrap key")
+    }
+
+    fn aad(salt: &[u8]) -> Vec<u8> {
+        [DATA_KEY_AAD, salt].concat()
+    }
+
+    /// Seals `data_key` under `app_key` with a fresh salt and nonce.
+    fn seal(
+        crypto: &RustCrypto,
+        app_key: &[u8; KEY_LEN],
+        data_key: &Secret,
+    ) -> Result<Self, CoreError> {
+        let random = |e| CoreError::internal(format!("randomness failed: {e:?}"));
+        let salt: [u8; SALT_LEN] = crypto.random_array().map_err(random)?;
+        let nonce: [u8; NONCE_LEN] = crypto.random_array().map_err(random)?;
+        let wrap = Self::wrap_key(crypto, app_key, &salt)?;
+        let sealed = seal_in_place(&wrap, &nonce, &[], &data_key.0, &Self::aad(&salt))
+            .map_err(|e| CoreError::internal(format!("sealing the data key failed: {e}")))?;
+        Ok(Self {
+            salt,
+            nonce,
+            sealed,
+        })
+    }
+
+    fn parse(stored: &[u8]) -> Result<Self, CoreError> {
+        match stored.split_first() {
+            Some((&VERSION, rest)) if stored.len() == CHECK_LEN => {
+                let (salt, rest) = rest.split_at(SALT_LEN);
+                let (nonce, sealed) = rest.split_at(NONCE_LEN);
+                let mut check = Self {
+                    salt: [0; SALT_LEN],
+                    nonce: [0; NONCE_LEN],
+                    sealed: sealed.to_vec(),
+                };
+                check.salt.copy_from_slice(salt);
+                check.nonce.copy_from_slice(nonce);
+                Ok(check)
+            }
+            Some((1, _)) => Err(corrupt_check(
+                "the store was written by an unreleased development version of encrypted storage",
+            )),
+            _ => Err(corrupt_check("the key-check record is malformed")),
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        [&[VERSION][..], &self.salt, &self.nonce, &self.sealed].concat()
+    }
+
+    /// The data key, if `app_key` is the one it was sealed under.
+    fn open(&self, crypto: &RustCrypto, app_key: &[u8; KEY_LEN]) -> Result<Secret, CoreError> {
+        let wrap = Self::wrap_key(crypto, app_key, &self.salt)?;
+        let data_key = open_in_place(&wrap, &self.nonce, &self.sealed, &Self::aad(&self.salt))
+            .ok_or_else(|| corrupt_check("the storage was encrypted with a different key"))?;
+        Secret::copy_of(&data_key)
+    }
+}
+
+/// `prefix || AES-256-GCM(key, nonce, plaintext, aad) || tag`, sealed in one
+/// buffer sized up front: the plaintext copied into it is overwritten by its
+/// ciphertext in place, and no outgrown buffer is left behind.
+fn seal_in_place(
+    key: &Secret,
+    nonce: &[u8; NONCE_LEN],
+    prefix: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, BackendError> {
+    let cipher = Aes256Gcm::new_from_slice(&key.0).map_err(BackendError::new)?;
+    let mut out = Vec::with_capacity(prefix.len() + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out[prefix.len()..])
+        .map_err(|_| BackendError::new("sealing a value failed"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Opens `sealed` (ciphertext || tag) into a buffer that is wiped when
+/// dropped; `None` if it does not authenticate.
+fn open_in_place(key: &Secret, nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Option<Value> {
+    if nonce.len() != NONCE_LEN || sealed.len() < TAG_LEN {
+        return None;
+    }
+    let cipher = Aes256Gcm::new_from_slice(&key.0).ok()?;
+    let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+    let mut buffer = Value::new(ciphertext.to_vec());
+    cipher
+        .decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            aad,
+            &mut buffer,
+            Tag::from_slice(tag),
+        )
+        .ok()?;
+    Some(buffer)
+}
+
+fn backend_error(e: BackendError) -> CoreError {
+    CoreError::from(e)
+}
+
+/// Reads the key-check record of `inner` (`None` on a new store).
+fn read_check(inner: &dyn Backend) -> Result<Option<KeyCheck>, CoreError> {
+    inner
+        .read(KEY_CHECK_KEY)
+        .map_err(backend_error)?
+        .map(|stored| KeyCheck::parse(&stored))
+        .transpose()
+}
+
+/// Moves the encrypted store `inner` from `old_key` to `new_key`: the data
+/// key is sealed anew (fresh salt) in one write of the key-check record; no
+/// other record changes, so the data key itself stays: whoever holds
+/// `old_key` and any earlier copy of the key-check record can still derive
+/// it and read the store, now and later. Rekeying rotates the app's key; it
+/// does not recover from a leaked one (for that, start a new store and
+/// rejoin). Fails with `StorageCorrupt` if `old_key` does not open the store
+/// (or it is not an encrypted store: it has no key-check record) and
+/// `StorageBackend` if the store fails. Clients already open on the store
+/// keep working; later opens need `new_key`.
+pub fn rekey(
+    inner: &dyn Backend,
+    old_key: &[u8; KEY_LEN],
+    new_key: &[u8; KEY_LEN],
+) -> Result<(), CoreError> {
+    let crypto = RustCrypto::default();
+    let check = read_check(inner)?.ok_or_else(|| {
+        corrupt_check("the store has no key-check record: it is not an encrypted store")
+    })?;
+    let data_key = check.open(&crypto, old_key)?;
+    let resealed = KeyCheck::seal(&crypto, new_key, &data_key)?;
+    inner
+        .commit(vec![Write::put(
+            KEY_CHECK_KEY.to_vec(),
+            resealed.to_bytes(),
+        )])
+        .map_err(backend_error)
 }
 
 impl Drop for Secret {
@@ -105,47 +286,38 @@ fn corrupt_check(reason: &str) -> CoreError {
     }
 }
 
-/// Equality that does not stop at the first differing byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl EncryptedBackend {
-    /// Wraps `inner` under `key`. Reads the key-check record: if it is absent
-    /// (a new store) it is written (one commit); if it was written with another
-    /// key, or is malformed, this fails with `StorageCorrupt`. Inner failures
-    /// are `StorageBackend`.
+    /// Wraps `inner` under the app's `key`. Reads the key-check record: if it
+    /// is absent (a new store), a data key is made and written sealed under
+    /// `key` (one commit); if `key` does not open it, or it is malformed, this
+    /// fails with `StorageCorrupt`. Inner failures are `StorageBackend`.
     pub fn open(inner: Arc<dyn Backend>, key: &[u8; KEY_LEN]) -> Result<Self, CoreError> {
         let crypto = RustCrypto::default();
-        let prk = crypto
-            .hkdf_extract(HashType::Sha2_256, KDF_SALT, key)
-            .map_err(|e| CoreError::internal(format!("key derivation failed: {e:?}")))?;
-        let prk = prk.as_slice();
-        let value_key = Secret::derive(&crypto, prk, b"value aead key")?;
-        let name_key = Secret::derive(&crypto, prk, b"key hmac key")?;
-        let check_key = Secret::derive(&crypto, prk, b"key check key")?;
-        let check = crypto
-            .hmac(HashType::Sha2_256, &check_key.0, KEY_CHECK_LABEL)
-            .map_err(|e| CoreError::internal(format!("hmac failed: {e:?}")))?;
-        let mut expected = vec![VERSION];
-        expected.extend_from_slice(check.as_slice());
-
-        let backend_err = |e: BackendError| CoreError::StorageBackend { reason: e.reason };
-        match inner.read(KEY_CHECK_KEY).map_err(backend_err)? {
-            Some(found) if same(&found, &expected) => {}
-            Some(found) if found.first() == Some(&VERSION) && found.len() == expected.len() => {
-                return Err(corrupt_check(
-                    "the storage was encrypted with a different key",
-                ))
+        let data_key = match read_check(inner.as_ref())? {
+            Some(check) => check.open(&crypto, key)?,
+            None => {
+                let mut fresh: [u8; KEY_LEN] = crypto
+                    .random_array()
+                    .map_err(|e| CoreError::internal(format!("randomness failed: {e:?}")))?;
+                let data_key = Secret(fresh);
+                fresh.fill(0);
+                std::hint::black_box(&mut fresh);
+                let check = KeyCheck::seal(&crypto, key, &data_key)?;
+                inner
+                    .commit(vec![Write::put(KEY_CHECK_KEY.to_vec(), check.to_bytes())])
+                    .map_err(backend_error)?;
+                // Two first opens racing on one new store each write a data
+                // key; whichever record the store kept is the store's key.
+                match read_check(inner.as_ref())? {
+                    Some(stored) if stored.to_bytes() != check.to_bytes() => {
+                        stored.open(&crypto, key)?
+                    }
+                    _ => data_key,
+                }
             }
-            Some(_) => return Err(corrupt_check("the key-check record is malformed")),
-            None => inner
-                .commit(vec![Write::Put {
-                    key: KEY_CHECK_KEY.to_vec(),
-                    value: expected,
-                }])
-                .map_err(backend_err)?,
-        }
+        };
+        let value_key = Secret::derive(&crypto, &[], &data_key.0, b"value aead key")?;
+        let name_key = Secret::derive(&crypto, &[], &data_key.0, b"key hmac key")?;
         Ok(Self {
             inner,
             crypto,
@@ -174,48 +346,29 @@ impl EncryptedBackend {
             .crypto
             .random_array()
             .map_err(|e| BackendError::new(format!("random nonce failed: {e:?}")))?;
-        let sealed = self
-            .crypto
-            .aead_encrypt(
-                AeadType::Aes256Gcm,
-                &self.value_key.0,
-                value,
-                &nonce,
-                &Self::aad(key),
-            )
-            .map_err(|e| BackendError::new(format!("sealing a value failed: {e:?}")))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
-        out.push(VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        let mut header = [0u8; 1 + NONCE_LEN];
+        header[0] = VERSION;
+        header[1..].copy_from_slice(&nonce);
+        seal_in_place(&self.value_key, &nonce, &header, value, &Self::aad(key))
     }
 
     /// `None` if the value does not authenticate under `key`.
-    fn unseal(&self, key: &[u8], stored: &[u8]) -> Option<Vec<u8>> {
+    fn unseal(&self, key: &[u8], stored: &[u8]) -> Option<Value> {
         let (&version, rest) = stored.split_first()?;
         if version != VERSION || rest.len() < NONCE_LEN + TAG_LEN {
             return None;
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        self.crypto
-            .aead_decrypt(
-                AeadType::Aes256Gcm,
-                &self.value_key.0,
-                sealed,
-                nonce,
-                &Self::aad(key),
-            )
-            .ok()
+        open_in_place(&self.value_key, nonce, sealed, &Self::aad(key))
     }
 }
 
 impl Backend for EncryptedBackend {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
         let name = self.name(key)?;
         Ok(self.inner.read(&name)?.map(|stored| {
             self.unseal(key, &stored)
-                .unwrap_or_else(|| CORRUPT_VALUE.to_vec())
+                .unwrap_or_else(|| Value::new(CORRUPT_VALUE.to_vec()))
         }))
     }
 
@@ -224,10 +377,9 @@ impl Backend for EncryptedBackend {
             .into_iter()
             .map(|w| {
                 Ok(match w {
-                    Write::Put { key, value } => Write::Put {
-                        key: self.name(&key)?,
-                        value: self.seal(&key, &value)?,
-                    },
+                    Write::Put { key, value } => {
+                        Write::put(self.name(&key)?, self.seal(&key, &value)?)
+                    }
                     Write::Delete { key } => Write::Delete {
                         key: self.name(&key)?,
                     },
@@ -246,7 +398,7 @@ mod tests {
     fn put(key: &[u8], value: &[u8]) -> Write {
         Write::Put {
             key: key.to_vec(),
-            value: value.to_vec(),
+            value: value.to_vec().into(),
         }
     }
 
@@ -257,10 +409,10 @@ mod tests {
         enc.commit(vec![put(b"secret key", b"secret value")])
             .unwrap();
         assert_eq!(
-            enc.read(b"secret key").unwrap(),
+            enc.read(b"secret key").unwrap().map(|v| v.to_vec()),
             Some(b"secret value".to_vec())
         );
-        assert_eq!(enc.read(b"other").unwrap(), None);
+        assert_eq!(enc.read(b"other").unwrap().map(|v| v.to_vec()), None);
         let needle = &b"secret"[..];
         for (k, v) in inner.snapshot() {
             assert!(!k.windows(needle.len()).any(|w| w == needle));
@@ -270,7 +422,7 @@ mod tests {
             key: b"secret key".to_vec(),
         }])
         .unwrap();
-        assert_eq!(enc.read(b"secret key").unwrap(), None);
+        assert_eq!(enc.read(b"secret key").unwrap().map(|v| v.to_vec()), None);
         assert_eq!(inner.len(), 1, "only the key check is left");
     }
 
@@ -282,24 +434,30 @@ mod tests {
             .unwrap();
         let (na, nb) = (enc.name(b"a").unwrap(), enc.name(b"b").unwrap());
         let (va, vb) = (
-            inner.read(&na).unwrap().unwrap(),
-            inner.read(&nb).unwrap().unwrap(),
+            inner.read(&na).unwrap().map(|v| v.to_vec()).unwrap(),
+            inner.read(&nb).unwrap().map(|v| v.to_vec()).unwrap(),
         );
         // Swap.
         inner
             .commit(vec![
                 Write::Put {
                     key: na.clone(),
-                    value: vb.clone(),
+                    value: vb.clone().into(),
                 },
                 Write::Put {
                     key: nb.clone(),
-                    value: va.clone(),
+                    value: va.clone().into(),
                 },
             ])
             .unwrap();
-        assert_eq!(enc.read(b"a").unwrap(), Some(CORRUPT_VALUE.to_vec()));
-        assert_eq!(enc.read(b"b").unwrap(), Some(CORRUPT_VALUE.to_vec()));
+        assert_eq!(
+            enc.read(b"a").unwrap().map(|v| v.to_vec()),
+            Some(CORRUPT_VALUE.to_vec())
+        );
+        assert_eq!(
+            enc.read(b"b").unwrap().map(|v| v.to_vec()),
+            Some(CORRUPT_VALUE.to_vec())
+        );
         // Every single-bit flip, truncations and junk.
         for i in 0..va.len() * 8 {
             let mut t = va.clone();
@@ -309,7 +467,10 @@ mod tests {
         for len in 0..va.len() {
             assert_eq!(enc.unseal(b"a", &va[..len]), None, "len {len}");
         }
-        assert_eq!(enc.unseal(b"a", &va).as_deref(), Some(&b"value a"[..]));
+        assert_eq!(
+            enc.unseal(b"a", &va).as_deref().map(Vec::as_slice),
+            Some(&b"value a"[..])
+        );
     }
 
     #[test]
@@ -321,8 +482,84 @@ mod tests {
         let err = EncryptedBackend::open(inner.clone(), &[2; 32]).unwrap_err();
         assert!(matches!(err, CoreError::StorageCorrupt { .. }), "{err:?}");
         let enc = EncryptedBackend::open(inner.clone(), &[1; 32]).unwrap();
-        assert_eq!(enc.read(b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            enc.read(b"k").unwrap().map(|v| v.to_vec()),
+            Some(b"v".to_vec())
+        );
         assert_eq!(format!("{enc:?}"), "EncryptedBackend { .. }");
+    }
+
+    #[test]
+    fn two_stores_under_one_app_key_share_no_names_and_no_values() {
+        let (one, two) = (
+            Arc::new(MemoryBackend::new()),
+            Arc::new(MemoryBackend::new()),
+        );
+        let a = EncryptedBackend::open(one.clone(), &[5; 32]).unwrap();
+        let b = EncryptedBackend::open(two.clone(), &[5; 32]).unwrap();
+        assert_ne!(a.name(b"k").unwrap(), b.name(b"k").unwrap());
+        a.commit(vec![put(b"k", b"from one")]).unwrap();
+        let copied = one
+            .read(&a.name(b"k").unwrap())
+            .unwrap()
+            .map(|v| v.to_vec())
+            .unwrap();
+        two.commit(vec![Write::Put {
+            key: b.name(b"k").unwrap(),
+            value: copied.into(),
+        }])
+        .unwrap();
+        assert_eq!(
+            b.read(b"k").unwrap().map(|v| v.to_vec()),
+            Some(CORRUPT_VALUE.to_vec())
+        );
+        assert_ne!(
+            one.read(KEY_CHECK_KEY).unwrap().map(|v| v.to_vec()),
+            two.read(KEY_CHECK_KEY).unwrap().map(|v| v.to_vec()),
+            "salts and data keys differ"
+        );
+    }
+
+    #[test]
+    fn rekey_moves_the_store_to_the_new_key_and_nothing_else_changes() {
+        let inner = Arc::new(MemoryBackend::new());
+        let enc = EncryptedBackend::open(inner.clone(), &[1; 32]).unwrap();
+        enc.commit(vec![put(b"k", b"v")]).unwrap();
+        let before = inner.snapshot();
+
+        let err = rekey(inner.as_ref(), &[9; 32], &[2; 32]).unwrap_err();
+        assert!(matches!(err, CoreError::StorageCorrupt { .. }), "{err:?}");
+        assert_eq!(inner.snapshot(), before, "a refused rekey writes nothing");
+
+        rekey(inner.as_ref(), &[1; 32], &[2; 32]).unwrap();
+        let after = inner.snapshot();
+        let changed: Vec<_> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(v))
+            .collect();
+        assert_eq!(changed.len(), 1, "only the key-check record is rewritten");
+        assert_eq!(changed[0].0.as_slice(), KEY_CHECK_KEY);
+        assert_eq!(
+            enc.read(b"k").unwrap().map(|v| v.to_vec()),
+            Some(b"v".to_vec()),
+            "an open store keeps working"
+        );
+        assert!(
+            EncryptedBackend::open(inner.clone(), &[1; 32]).is_err(),
+            "old key"
+        );
+        let reopened = EncryptedBackend::open(inner.clone(), &[2; 32]).unwrap();
+        assert_eq!(
+            reopened.read(b"k").unwrap().map(|v| v.to_vec()),
+            Some(b"v".to_vec())
+        );
+
+        let plain = MemoryBackend::new();
+        assert!(matches!(
+            rekey(&plain, &[1; 32], &[2; 32]),
+            Err(CoreError::StorageCorrupt { .. })
+        ));
+        assert_eq!(plain.len(), 0);
     }
 
     #[test]

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::{Backend, BackendError, Write};
+use super::{Backend, BackendError, Value, Write};
 
 /// Keeps everything in process memory; lost when the process ends.
 #[derive(Default)]
 pub struct MemoryBackend {
-    values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+    values: RwLock<HashMap<Vec<u8>, Value>>,
 }
 
 impl MemoryBackend {
@@ -29,12 +29,15 @@ impl MemoryBackend {
 
     /// A copy of every entry, for tests and diagnostics.
     pub fn snapshot(&self) -> HashMap<Vec<u8>, Vec<u8>> {
-        self.values.read().map(|v| v.clone()).unwrap_or_default()
+        self.values
+            .read()
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.to_vec())).collect())
+            .unwrap_or_default()
     }
 }
 
 impl Backend for MemoryBackend {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
         let values = self
             .values
             .read()

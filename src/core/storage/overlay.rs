@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::codec::{self, Namespace};
-use super::{Backend, BackendError, Write};
+use super::{Backend, BackendError, Value, Write};
 use crate::core::error::CoreError;
 
 thread_local! {
@@ -32,9 +32,6 @@ impl Drop for InCallback {
     }
 }
 
-/// Fails with `ReentrantCall` when called from inside a storage callback.
-/// Every SDK entry point calls this before it takes any lock: a callback that
-/// called back into the SDK would otherwise wait for a lock its own thread holds.
 /// Calls a backend; a backend that panics (a bug in a Rust backend) counts as a
 /// failed call, so the operation is rolled back like any other storage failure.
 fn guard_backend<T>(call: impl FnOnce() -> Result<T, BackendError>) -> Result<T, BackendError> {
@@ -42,6 +39,9 @@ fn guard_backend<T>(call: impl FnOnce() -> Result<T, BackendError>) -> Result<T,
         .unwrap_or_else(|_| Err(BackendError::new("the storage backend panicked")))
 }
 
+/// Fails with `ReentrantCall` when called from inside a storage callback.
+/// Every SDK entry point calls this before it takes any lock: a callback that
+/// called back into the SDK would otherwise wait for a lock its own thread holds.
 pub(crate) fn not_in_callback() -> Result<(), CoreError> {
     if CALLBACK_DEPTH.with(Cell::get) > 0 {
         Err(CoreError::ReentrantCall)
@@ -53,7 +53,7 @@ pub(crate) fn not_in_callback() -> Result<(), CoreError> {
 /// Buffered writes over a backend. Reads see buffered writes first.
 pub struct Overlay {
     base: Arc<dyn Backend>,
-    writes: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    writes: Mutex<BTreeMap<Vec<u8>, Option<Value>>>,
     /// The first failure seen, kept because OpenMLS masks some storage errors.
     fault: Mutex<Option<CoreError>>,
 }
@@ -112,17 +112,16 @@ impl Overlay {
     }
 
     /// Reads raw bytes: buffered writes first, then the backend.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, CoreError> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>, CoreError> {
         if let Some(buffered) = locked(&self.writes).get(key) {
             return Ok(buffered.clone());
         }
         let _guard = InCallback::enter();
-        guard_backend(|| self.base.read(key))
-            .map_err(|e| self.record(CoreError::StorageBackend { reason: e.reason }))
+        guard_backend(|| self.base.read(key)).map_err(|e| self.record(e.into()))
     }
 
     /// Buffers a put.
-    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) {
+    pub fn put(&self, key: Vec<u8>, value: Value) {
         locked(&self.writes).insert(key, Some(value));
     }
 
@@ -162,8 +161,7 @@ impl Overlay {
             return Ok(());
         }
         let _guard = InCallback::enter();
-        guard_backend(|| self.base.commit(batch))
-            .map_err(|e| CoreError::StorageBackend { reason: e.reason })
+        guard_backend(|| self.base.commit(batch)).map_err(CoreError::from)
     }
 
     /// Reads and decodes a typed value.
@@ -182,7 +180,7 @@ impl Overlay {
         key: Vec<u8>,
         value: &T,
     ) -> Result<(), CoreError> {
-        let bytes = codec::encode(value).map_err(|e| self.record(e))?;
+        let bytes = codec::encode_value(value).map_err(|e| self.record(e))?;
         self.put(key, bytes);
         Ok(())
     }
@@ -206,18 +204,27 @@ mod tests {
         base.inner
             .commit(vec![Write::Put {
                 key: b"a".to_vec(),
-                value: b"old".to_vec(),
+                value: b"old".to_vec().into(),
             }])
             .unwrap();
         let overlay = Overlay::new(base.clone());
-        assert_eq!(overlay.get(b"a").unwrap(), Some(b"old".to_vec()));
-        overlay.put(b"a".to_vec(), b"new".to_vec());
-        assert_eq!(overlay.get(b"a").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(
+            overlay.get(b"a").unwrap().map(|v| v.to_vec()),
+            Some(b"old".to_vec())
+        );
+        overlay.put(b"a".to_vec(), b"new".to_vec().into());
+        assert_eq!(
+            overlay.get(b"a").unwrap().map(|v| v.to_vec()),
+            Some(b"new".to_vec())
+        );
         overlay.delete(b"a".to_vec());
-        assert_eq!(overlay.get(b"a").unwrap(), None);
+        assert_eq!(overlay.get(b"a").unwrap().map(|v| v.to_vec()), None);
         assert!(overlay.deleted_here(b"a"));
         // Nothing reached the backend yet.
-        assert_eq!(base.inner.read(b"a").unwrap(), Some(b"old".to_vec()));
+        assert_eq!(
+            base.inner.read(b"a").unwrap().map(|v| v.to_vec()),
+            Some(b"old".to_vec())
+        );
         assert_eq!(base.commits.load(Ordering::SeqCst), 0);
     }
 
@@ -227,8 +234,8 @@ mod tests {
         let overlay = Overlay::new(base.clone());
         overlay.flush().unwrap();
         assert_eq!(base.commits.load(Ordering::SeqCst), 0);
-        overlay.put(b"x".to_vec(), b"1".to_vec());
-        overlay.put(b"y".to_vec(), b"2".to_vec());
+        overlay.put(b"x".to_vec(), b"1".to_vec().into());
+        overlay.put(b"y".to_vec(), b"2".to_vec().into());
         overlay.delete(b"z".to_vec());
         overlay.flush().unwrap();
         assert_eq!(base.commits.load(Ordering::SeqCst), 1);
@@ -240,7 +247,7 @@ mod tests {
         let base = Arc::new(Counting::default());
         base.refuse.store(true, Ordering::SeqCst);
         let overlay = Overlay::new(base.clone());
-        overlay.put(b"x".to_vec(), b"1".to_vec());
+        overlay.put(b"x".to_vec(), b"1".to_vec().into());
         let err = overlay.flush().unwrap_err();
         assert_eq!(
             err,
@@ -257,7 +264,7 @@ mod tests {
         let key = Overlay::sdk_key("groups", b"");
         base.commit(vec![Write::Put {
             key: key.clone(),
-            value: vec![0xff, 0x00, 0x13],
+            value: vec![0xff, 0x00, 0x13].into(),
         }])
         .unwrap();
         let overlay = Overlay::new(base);

@@ -1,5 +1,11 @@
-//! A backend in one SQLite file: WAL journal, one transaction per batch,
-//! one live opener at a time, deleted values overwritten.
+//! A backend in one SQLite file: one transaction per batch, one live opener
+//! at a time, deleted and replaced values overwritten at once.
+//!
+//! The journal is a rollback journal cut to zero bytes at the end of every
+//! transaction (`journal_mode=TRUNCATE`), not a WAL: a WAL keeps the frames
+//! of replaced pages (old message keys, deleted PSKs) in a file until the next
+//! checkpoint, so forward secrecy would wait for it. The price is one more
+//! sync per batch.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -7,7 +13,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Backend, BackendError, Write};
+use super::{Backend, BackendError, Value, Write};
 
 /// Why a SQLite store could not be opened.
 #[derive(Debug)]
@@ -53,17 +59,17 @@ impl SqliteBackend {
             }
             Err(TryLockError::Error(e)) => return Err(failed(&e)),
         }
-        // The database (and so its -wal and -shm files, which SQLite creates
+        // The database (and so its journal, which SQLite creates
         // with the database's permissions) is private to the owner.
         create_private(path).map_err(|e| failed(&e))?;
         let conn = Connection::open(path).map_err(|e| failed(&e))?;
-        // Deleted secrets are overwritten in the file, and the WAL is cut back
-        // to nothing at each checkpoint instead of keeping old frames.
+        // Deleted and replaced values are overwritten in the file, and the
+        // journal, which holds the old pages during a transaction, is cut to
+        // nothing when it ends. A store last written in WAL mode is folded
+        // back into the database by this switch.
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(|e| failed(&e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| failed(&e))?;
-        conn.pragma_update(None, "journal_size_limit", 0)
+        conn.pragma_update(None, "journal_mode", "TRUNCATE")
             .map_err(|e| failed(&e))?;
         // FULL makes a committed batch durable against power loss, not only crashes.
         conn.pragma_update(None, "synchronous", "FULL")
@@ -87,24 +93,15 @@ impl SqliteBackend {
     }
 }
 
-impl Drop for SqliteBackend {
-    fn drop(&mut self) {
-        // Fold the WAL into the database (where deleted values were
-        // overwritten) and cut it to zero bytes before the file lock goes.
-        if let Ok(conn) = self.conn.get_mut() {
-            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-        }
-    }
-}
-
 impl Backend for SqliteBackend {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT value FROM mlskit_kv WHERE key = ?1")
             .map_err(BackendError::new)?;
-        stmt.query_row(params![key], |row| row.get(0))
+        stmt.query_row(params![key], |row| row.get::<_, Vec<u8>>(0))
             .optional()
+            .map(|v| v.map(Value::new))
             .map_err(BackendError::new)
     }
 
@@ -122,7 +119,7 @@ impl Backend for SqliteBackend {
                 .map_err(BackendError::new)?;
             for write in &batch {
                 match write {
-                    Write::Put { key, value } => put.execute(params![key, value]),
+                    Write::Put { key, value } => put.execute(params![key, value.as_slice()]),
                     Write::Delete { key } => delete.execute(params![key]),
                 }
                 .map_err(BackendError::new)?;
@@ -146,11 +143,11 @@ mod tests {
             .commit(vec![
                 Write::Put {
                     key: b"a".to_vec(),
-                    value: b"1".to_vec(),
+                    value: b"1".to_vec().into(),
                 },
                 Write::Put {
                     key: b"b".to_vec(),
-                    value: b"2".to_vec(),
+                    value: b"2".to_vec().into(),
                 },
             ])
             .unwrap();
@@ -160,8 +157,11 @@ mod tests {
         drop(store);
 
         let store = SqliteBackend::open(&path).unwrap();
-        assert_eq!(store.read(b"a").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(store.read(b"b").unwrap(), None);
+        assert_eq!(
+            store.read(b"a").unwrap().map(|v| v.to_vec()),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(store.read(b"b").unwrap().map(|v| v.to_vec()), None);
 
         // Make the second statement of a batch fail: the first must not stick.
         store
@@ -176,16 +176,16 @@ mod tests {
             .commit(vec![
                 Write::Put {
                     key: b"c".to_vec(),
-                    value: b"3".to_vec(),
+                    value: b"3".to_vec().into(),
                 },
                 Write::Put {
                     key: b"z".to_vec(),
-                    value: b"4".to_vec(),
+                    value: b"4".to_vec().into(),
                 },
             ])
             .unwrap_err();
         assert!(err.reason.contains("refused"));
-        assert_eq!(store.read(b"c").unwrap(), None);
+        assert_eq!(store.read(b"c").unwrap().map(|v| v.to_vec()), None);
     }
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
         store
             .commit(vec![Write::Put {
                 key: b"k".to_vec(),
-                value: b"v".to_vec(),
+                value: b"v".to_vec().into(),
             }])
             .unwrap();
         for entry in std::fs::read_dir(dir.path()).unwrap() {

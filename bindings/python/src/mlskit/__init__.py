@@ -14,5 +14,5 @@ def MemoryStorage() -> StorageBackend:  # noqa: N802 (reads like a class)
 
 
 def SqliteStorage(path: str) -> StorageBackend:  # noqa: N802 (reads like a class)
-    """A store in one SQLite file (WAL, one transaction per batch), created if absent."""
+    """A store in one SQLite file (one transaction per batch, deleted values overwritten), created if absent."""
     return sqlite_storage(path)

@@ -11,8 +11,9 @@ package dev.mlskit
 fun MemoryStorage(): StorageBackend = memoryStorage()
 
 /**
- * A store in one SQLite file at [path], created if absent (WAL journal, one
- * transaction per batch). Use one file per client. Same as [sqliteStorage].
+ * A store in one SQLite file at [path], created if absent (one
+ * transaction per batch; deleted values overwritten). Use one file per client.
+ * Same as [sqliteStorage].
  *
  * @throws MlsException.StorageBackend if the file cannot be opened or is not a database.
  */
