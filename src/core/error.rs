@@ -83,6 +83,25 @@ impl CoreError {
     }
 }
 
+/// Logs a failed operation (nothing was written; cached state is dropped).
+/// Error texts never hold key material or plaintext.
+pub fn log_failure(e: &CoreError) {
+    match e {
+        CoreError::StorageCorrupt { .. } | CoreError::Internal { .. } => {
+            log::error!("operation failed, nothing written: {e}")
+        }
+        CoreError::StorageBackend { .. } | CoreError::StorageTakenOver => {
+            log::warn!("operation failed in storage, nothing written, state reloaded: {e}")
+        }
+        // Hostile or broken input is normal traffic for a client: info, so a
+        // flood of junk does not flood the app's warnings.
+        CoreError::ExternalCommitRefused { .. }
+        | CoreError::ValidationFailed { .. }
+        | CoreError::MalformedInput { .. } => log::info!("input refused: {e}"),
+        _ => log::debug!("operation failed: {e}"),
+    }
+}
+
 /// Maps an OpenMLS group-state error.
 pub fn from_state_error(e: &MlsGroupStateError) -> CoreError {
     match e {

@@ -581,6 +581,7 @@ impl GroupHandle {
             if mls.pending_commit().is_none() {
                 let landed = lock(&self.unconfirmed_merge).take();
                 if landed == Some(mls.epoch().as_u64()) {
+                    log::info!("a retried merge found the batch of the failed attempt stored");
                     return Ok(());
                 }
                 return Err(CoreError::NoPendingCommit);

@@ -5,6 +5,7 @@ mod client;
 mod encrypted;
 mod error;
 mod group;
+mod logging;
 mod storage;
 mod types;
 
@@ -14,5 +15,6 @@ pub use client::{
 pub use encrypted::*;
 pub use error::{MlsError, StorageError};
 pub use group::{Group, ReceivedMessage, StagedCommit};
+pub use logging::{set_log_level, set_logger, LogLevel, Logger};
 pub use storage::{memory_storage, sqlite_storage, StorageBackend, StorageWrite};
 pub use types::*;

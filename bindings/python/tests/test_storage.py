@@ -273,8 +273,12 @@ def everything(t: Trio, *extra: mlskit.Client) -> Callable[[], object]:
     return obs
 
 
-def new_failing_client(name: bytes) -> Tuple[mlskit.Client, FailingStorage]:
-    s = FailingStorage()
+#: The store the failing-commit cases make (run_failing_case sets it).
+STORE_FACTORY: List[Callable[[], Any]] = [FailingStorage]
+
+
+def new_failing_client(name: bytes) -> Tuple[mlskit.Client, Any]:
+    s = STORE_FACTORY[0]()
     return mlskit.Client(s, name, CLIENT_OPTIONS), s
 
 
@@ -515,13 +519,27 @@ CASES: Dict[str, Callable[[Trio], Case]] = {
 }
 
 
-def failing_trio() -> Trio:
-    return make_trio(FailingStorage, mlskit.GroupOptions(required_extension_types=[CUSTOM_EXTENSION_TYPE]))
+def failing_trio(storage_factory: Callable[[], Any] = FailingStorage) -> Trio:
+    return make_trio(storage_factory, mlskit.GroupOptions(required_extension_types=[CUSTOM_EXTENSION_TYPE]))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_failed_commit_changes_nothing_then_retry_succeeds(name: str) -> None:
-    t = failing_trio()
+    run_failing_case(name, FailingStorage)
+
+
+def run_failing_case(name: str, storage_factory: Callable[[], Any]) -> None:
+    """Case `name` over stores from `storage_factory`, which have
+    `fail_next_commit(reason)`, `failures` and `snapshot()` (also used by
+    test_postgres.py for the PostgreSQL backend)."""
+    STORE_FACTORY[0] = storage_factory
+    try:
+        _run_failing_case(name, failing_trio(storage_factory))
+    finally:
+        STORE_FACTORY[0] = FailingStorage
+
+
+def _run_failing_case(name: str, t: Trio) -> None:
     case = CASES[name](t)
     snap = case.storage.snapshot()
     before = case.observe()

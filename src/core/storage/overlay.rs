@@ -39,6 +39,13 @@ fn guard_backend<T>(call: impl FnOnce() -> Result<T, BackendError>) -> Result<T,
         .unwrap_or_else(|_| Err(BackendError::new("the storage backend panicked")))
 }
 
+/// Runs `f` (a call into the app, such as its logger) marked as a callback,
+/// so that a call back into the SDK from it fails with `ReentrantCall`.
+pub(crate) fn as_callback<T>(f: impl FnOnce() -> T) -> T {
+    let _guard = InCallback::enter();
+    f()
+}
+
 /// Fails with `ReentrantCall` when called from inside a storage callback.
 /// Every SDK entry point calls this before it takes any lock: a callback that
 /// called back into the SDK would otherwise wait for a lock its own thread holds.
@@ -161,7 +168,11 @@ impl Overlay {
             return Ok(());
         }
         let _guard = InCallback::enter();
-        guard_backend(|| self.base.commit(batch)).map_err(CoreError::from)
+        guard_backend(|| self.base.commit(batch)).map_err(|e| {
+            let e = CoreError::from(e);
+            crate::core::error::log_failure(&e);
+            e
+        })
     }
 
     /// Reads and decodes a typed value.
