@@ -63,6 +63,35 @@ final class StorageTests: XCTestCase {
         }
     }
 
+    /// A second client on one store takes it over: the first writes nothing more.
+    func testASecondClientOnOneStoreTakesItOver() throws {
+        let storage = MapStorage()
+        let app = try makeClient("dave", storage: storage)
+        let group = try app.createGroup()
+        let extensionClient = try makeClient("dave", storage: storage)
+        expectMlsError("encrypt", { _ = try group.encrypt(plaintext: bytes("stale")) }) {
+            if case .StorageTakenOver = $0 { return true }
+            return false
+        }
+        let taken = try extensionClient.group(groupId: try group.id())
+        _ = try taken.selfUpdate()
+        try taken.mergePendingCommit()
+        XCTAssertEqual(try taken.epoch(), 1)
+    }
+
+    /// An encrypted store moves to a new key; the old one no longer opens it.
+    func testAnEncryptedStoreMovesToANewKey() throws {
+        let inner = MapStorage()
+        let oldKey = Data(repeating: 1, count: 32)
+        let newKey = Data(repeating: 2, count: 32)
+        let groupId = try makeClient("alice", storage: try encryptedStorage(inner: inner, key: oldKey))
+            .createGroup().id()
+        try rekeyEncryptedStorage(inner: inner, oldKey: oldKey, newKey: newKey)
+        XCTAssertThrowsError(try encryptedStorage(inner: inner, key: oldKey))
+        let reopened = try makeClient("alice", storage: try encryptedStorage(inner: inner, key: newKey))
+        XCTAssertEqual(try reopened.groupIds(), [groupId])
+    }
+
     /// A restart: the first Client is freed, a second one opens the same MapStorage.
     func testRestartFromSharedMapStorage() throws {
         let storage = MapStorage()

@@ -124,6 +124,41 @@ class StorageTest {
         (store as AutoCloseable).close()
     }
 
+    @Test
+    fun aSecondClientOnOneStoreTakesItOver() {
+        val store = MapStorage()
+        newClient("dave", store).use { app ->
+            app.createGroup().use { g ->
+                newClient("dave", store).use { extension ->
+                    // The app's client writes nothing any more; the extension's works.
+                    assertFailsWith<MlsException.StorageTakenOver> { g.encrypt(b("stale"), byteArrayOf()) }
+                    assertFailsWith<MlsException.StorageTakenOver> { app.createKeyPackages(1u) }
+                    extension.group(g.id()).use { eg ->
+                        eg.selfUpdate()
+                        eg.mergePendingCommit()
+                        assertEquals(1uL, eg.epoch())
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    fun anEncryptedStoreMovesToANewKey() {
+        val inner = MapStorage()
+        val oldKey = ByteArray(32) { 1 }
+        val newKey = ByteArray(32) { 2 }
+        val gid = Client(encryptedStorage(inner, oldKey), b("alice"), CLIENT_OPTIONS).use { c ->
+            c.createGroup().use { it.id() }
+        }
+        assertFailsWith<MlsException.StorageCorrupt> { rekeyEncryptedStorage(inner, newKey, oldKey) }
+        rekeyEncryptedStorage(inner, oldKey, newKey)
+        assertFailsWith<MlsException.StorageCorrupt> { encryptedStorage(inner, oldKey) }
+        Client(encryptedStorage(inner, newKey), b("alice"), CLIENT_OPTIONS).use { c ->
+            assertEquals(listOf(gid.toList()), c.groupIds().map { it.toList() })
+        }
+    }
+
     private data class Observed(val epoch: ULong, val auth: List<Byte>, val pending: Boolean, val members: Int)
 
     private fun observe(g: Group) =
