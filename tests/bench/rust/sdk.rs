@@ -222,6 +222,16 @@ impl Layer for Sdk {
             loaded.epoch().expect("epoch"),
             group.epoch().expect("epoch")
         );
+        // The restarted client took the store over: it is A from now on.
+        let (store, identity) = (a.store.clone(), a.identity.clone());
+        self.a = Some((
+            Member {
+                store,
+                client,
+                identity,
+            },
+            loaded,
+        ));
     }
 
     fn check_agreement(&self) {

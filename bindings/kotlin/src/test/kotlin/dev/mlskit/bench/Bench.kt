@@ -150,9 +150,9 @@ private class Recorder(private val series: Map<String, Series>, private val meas
 private class Scenario(private val size: Int, private val ops: Set<String>) : AutoCloseable {
     private val storeA = CountingStorage()
     private val storeB = CountingStorage()
-    private val clientA = Client(storeA, b("A"))
+    private var clientA = Client(storeA, b("A"))
     private val clientB = Client(storeB, b("B"))
-    private val groupA: Group
+    private var groupA: Group
     private val groupB: Group
     private val groupId: ByteArray
     private val random = Random(size)
@@ -186,6 +186,10 @@ private class Scenario(private val size: Int, private val ops: Set<String>) : Au
         for ((op, payload) in payloads) {
             if (op in ops) message(rec, op, payload)
         }
+    }
+
+    /** Restarts A (a new client takes its store over); run after every other iteration. */
+    fun restart(rec: Recorder, tag: String) {
         if ("load" in ops) load(rec, tag)
     }
 
@@ -255,9 +259,12 @@ private class Scenario(private val size: Int, private val ops: Set<String>) : Au
             val group = client.group(groupId)
             Triple(client, group, group.epoch())
         }
-        group.close()
-        client.close()
         verify(epoch == groupA.epoch()) { "load ($tag): loaded epoch $epoch, A is at ${groupA.epoch()}" }
+        // The restarted client took the store over: it is A from now on.
+        groupA.close()
+        clientA.close()
+        clientA = client
+        groupA = group
     }
 
     private fun checkInSync(op: String) {
@@ -343,6 +350,9 @@ private fun run(options: Options) {
                 scenario.iterate(Recorder(series, measured = false), "$size-warmup-${warmups++}")
             } while (System.nanoTime() - warmStart < WARMUP_NANOS)
             for (it in 1..options.iterations) scenario.iterate(Recorder(series, measured = true), "$size-$it")
+            // Restarts last, so no other operation is measured on a just-restarted client's cold cache.
+            scenario.restart(Recorder(series, measured = false), "$size-restart-warmup")
+            for (it in 1..options.iterations) scenario.restart(Recorder(series, measured = true), "$size-restart-$it")
             System.err.println(
                 "bench: $LAYER size $size: setup %.1f s, %d iterations + warm-up %.1f s"
                     .format(Locale.ROOT, setup, options.iterations, (System.nanoTime() - t0) / 1e9 - setup),

@@ -1,0 +1,122 @@
+"""MLSKit for asyncio: the same clients and groups, awaited.
+
+Every call runs the blocking MLSKit call in a thread (the loop's default
+executor, or the one you pass), so the event loop never waits for storage or
+crypto::
+
+    client = await mlskit.aio.AsyncClient.open(mlskit.SqliteStorage(path), b"alice")
+    group = await client.create_group()
+    ciphertext = await group.encrypt(b"hello", b"")
+
+Guarantees:
+- One group's operations run one after the other, in the order they were
+  awaited (a FIFO lock per group); different groups run in parallel.
+- Cancelling a caller never leaves a half-done operation: a call that has
+  started runs to its end (its batch is committed or not, as always) and the
+  group stays locked until it has; the cancelled caller simply does not get
+  the result. A call still waiting for its turn is dropped without running.
+- Errors are the same `MlsError` subclasses as the blocking API's.
+
+`AsyncClient` and `AsyncGroup` expose every method of `Client` and `Group`
+under the same name, as coroutines; methods that return a `Group` return an
+`AsyncGroup`. The blocking object is at `.blocking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from typing import Any, Awaitable, Callable, Dict, Optional
+
+from . import mlskit as _m
+
+__all__ = ["AsyncClient", "AsyncGroup"]
+
+
+async def _run(executor: Optional[concurrent.futures.Executor], fn: Callable[..., Any], *args: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, functools.partial(fn, *args))
+
+
+async def _run_to_end(executor: Optional[concurrent.futures.Executor], fn: Callable[..., Any], *args: Any) -> Any:
+    """Runs `fn` in a thread; if the caller is cancelled meanwhile, waits
+    for the call to end before letting the cancellation through."""
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(executor, functools.partial(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            try:
+                await asyncio.wait({future})
+            except asyncio.CancelledError:
+                continue
+        raise
+
+
+class AsyncGroup:
+    """A `Group` whose methods are coroutines, run in call order."""
+
+    def __init__(self, group: _m.Group, client: "AsyncClient") -> None:
+        self.blocking = group
+        self._client = client
+        self._lock = client._lock_of(bytes(group.id()))
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.blocking, name)
+        if not callable(method):
+            raise AttributeError(name)
+
+        @functools.wraps(method)
+        async def call(*args: Any) -> Any:
+            async with self._lock:
+                result = await _run_to_end(self._client.executor, method, *args)
+            return self._client._wrap(result)
+
+        return call
+
+
+class AsyncClient:
+    """A `Client` whose methods are coroutines (see the module docs)."""
+
+    def __init__(self, client: _m.Client, executor: Optional[concurrent.futures.Executor] = None) -> None:
+        self.blocking = client
+        self.executor = executor
+        self._locks: Dict[bytes, asyncio.Lock] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        storage: _m.StorageBackend,
+        identity: bytes,
+        options: Optional[_m.ClientOptions] = None,
+        executor: Optional[concurrent.futures.Executor] = None,
+    ) -> "AsyncClient":
+        """Opens the client (`Client(storage, identity, options)`) in a thread."""
+        client = await _run(executor, _m.Client, storage, identity, options)
+        return cls(client, executor)
+
+    def _lock_of(self, group_id: bytes) -> asyncio.Lock:
+        lock = self._locks.get(group_id)
+        if lock is None:
+            lock = self._locks[group_id] = asyncio.Lock()
+        return lock
+
+    def _wrap(self, result: Any) -> Any:
+        if isinstance(result, _m.Group):
+            return AsyncGroup(result, self)
+        if isinstance(result, _m.ExternalJoin):
+            return _m.ExternalJoin(group=AsyncGroup(result.group, self), commit=result.commit)  # type: ignore[arg-type]
+        return result
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.blocking, name)
+        if not callable(method):
+            raise AttributeError(name)
+
+        @functools.wraps(method)
+        async def call(*args: Any) -> Any:
+            return self._wrap(await _run_to_end(self.executor, method, *args))
+
+        return call
