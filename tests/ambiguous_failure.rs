@@ -107,6 +107,22 @@ fn retried_merge_pending_commit_after_an_ambiguous_failure_succeeds() {
     );
 }
 
+/// A group of Alice's on a plain store.
+fn alice_group() -> Arc<Group> {
+    client_on(&FaultyStore::map(), "alice")
+        .create_group(None)
+        .unwrap()
+}
+
+/// Adds `client` to `group` (merged) and returns the Welcome.
+fn invite(group: &Group, client: &Client) -> Vec<u8> {
+    let add = group
+        .add_members(client.create_key_packages(1, None).unwrap())
+        .unwrap();
+    group.merge_pending_commit().unwrap();
+    add.welcome.unwrap()
+}
+
 /// Bob's client on a store that reports a failure after applying its next batch.
 fn ambiguous_client(name: &[u8]) -> (Arc<OneShot>, Arc<Client>) {
     let store = OneShot::new();
@@ -116,15 +132,9 @@ fn ambiguous_client(name: &[u8]) -> (Arc<OneShot>, Arc<Client>) {
 
 #[test]
 fn retried_join_by_welcome_after_an_ambiguous_failure_returns_the_joined_group() {
-    let ga = client_on(&FaultyStore::map(), "alice")
-        .create_group(None)
-        .unwrap();
+    let ga = alice_group();
     let (store, bob) = ambiguous_client(b"bob");
-    let add = ga
-        .add_members(bob.create_key_packages(1, None).unwrap())
-        .unwrap();
-    ga.merge_pending_commit().unwrap();
-    let welcome = add.welcome.unwrap();
+    let welcome = invite(&ga, &bob);
     store.arm(Next::FailAfterApplying);
     assert!(bob
         .join_group(welcome.clone(), None, None)
@@ -157,16 +167,10 @@ fn retried_join_by_welcome_after_an_ambiguous_failure_returns_the_joined_group()
 
 #[test]
 fn retried_join_by_welcome_whose_batch_did_not_land_joins_normally() {
-    let ga = client_on(&FaultyStore::map(), "alice")
-        .create_group(None)
-        .unwrap();
+    let ga = alice_group();
     let bob_store = FaultyStore::map();
     let bob = client_on(&bob_store, "bob");
-    let add = ga
-        .add_members(bob.create_key_packages(1, None).unwrap())
-        .unwrap();
-    ga.merge_pending_commit().unwrap();
-    let welcome = add.welcome.unwrap();
+    let welcome = invite(&ga, &bob);
     bob_store.arm();
     assert!(bob.join_group(welcome.clone(), None, None).is_err());
     let gb = bob.join_group(welcome, None, None).unwrap();
@@ -178,9 +182,7 @@ fn retried_join_by_welcome_whose_batch_did_not_land_joins_normally() {
 
 #[test]
 fn retried_external_join_after_an_ambiguous_failure_returns_the_same_commit() {
-    let ga = client_on(&FaultyStore::map(), "alice")
-        .create_group(None)
-        .unwrap();
+    let ga = alice_group();
     let info = ga.export_group_info(true).unwrap();
     let (store, carol) = ambiguous_client(b"carol");
     store.arm(Next::FailAfterApplying);
@@ -209,15 +211,9 @@ fn retried_external_join_after_an_ambiguous_failure_returns_the_same_commit() {
 
 #[test]
 fn a_retry_with_other_settings_is_not_taken_for_the_landed_join() {
-    let ga = client_on(&FaultyStore::map(), "alice")
-        .create_group(None)
-        .unwrap();
+    let ga = alice_group();
     let (store, bob) = ambiguous_client(b"bob");
-    let add = ga
-        .add_members(bob.create_key_packages(1, None).unwrap())
-        .unwrap();
-    ga.merge_pending_commit().unwrap();
-    let welcome = add.welcome.unwrap();
+    let welcome = invite(&ga, &bob);
     store.arm(Next::FailAfterApplying);
     assert!(bob.join_group(welcome.clone(), None, None).is_err());
     let stricter = mlskit::JoinOptions {
@@ -234,9 +230,7 @@ fn a_retry_with_other_settings_is_not_taken_for_the_landed_join() {
 
 #[test]
 fn a_failed_external_join_that_did_not_land_never_returns_its_commit_later() {
-    let ga = client_on(&FaultyStore::map(), "alice")
-        .create_group(None)
-        .unwrap();
+    let ga = alice_group();
     let with_tree = ga.export_group_info(true).unwrap();
     let carol_store = FaultyStore::map();
     let carol = client_on(&carol_store, "carol");

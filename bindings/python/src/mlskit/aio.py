@@ -55,6 +55,19 @@ async def _run_to_end(executor: Optional[concurrent.futures.Executor], fn: Calla
         raise
 
 
+def _awaitable(blocking: Any, name: str, run: Callable[[Callable[..., Any], tuple], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`blocking.name` as a coroutine function that calls it through `run`."""
+    method = getattr(blocking, name)
+    if not callable(method):
+        raise AttributeError(name)
+
+    @functools.wraps(method)
+    async def call(*args: Any) -> Any:
+        return await run(method, args)
+
+    return call
+
+
 class AsyncGroup:
     """A `Group` whose methods are coroutines, run in call order."""
 
@@ -64,17 +77,12 @@ class AsyncGroup:
         self._lock = client._lock_of(bytes(group.id()))
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self.blocking, name)
-        if not callable(method):
-            raise AttributeError(name)
+        return _awaitable(self.blocking, name, self._in_turn)
 
-        @functools.wraps(method)
-        async def call(*args: Any) -> Any:
-            async with self._lock:
-                result = await _run_to_end(self._client.executor, method, *args)
-            return self._client._wrap(result)
-
-        return call
+    async def _in_turn(self, method: Callable[..., Any], args: tuple) -> Any:
+        async with self._lock:
+            result = await _run_to_end(self._client.executor, method, *args)
+        return self._client._wrap(result)
 
 
 class AsyncClient:
@@ -111,12 +119,7 @@ class AsyncClient:
         return result
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self.blocking, name)
-        if not callable(method):
-            raise AttributeError(name)
+        return _awaitable(self.blocking, name, self._now)
 
-        @functools.wraps(method)
-        async def call(*args: Any) -> Any:
-            return self._wrap(await _run_to_end(self.executor, method, *args))
-
-        return call
+    async def _now(self, method: Callable[..., Any], args: tuple) -> Any:
+        return self._wrap(await _run_to_end(self.executor, method, *args))
