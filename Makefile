@@ -12,7 +12,7 @@ PYPKG := bindings/python/src/mlskit
 
 # `make test` on a fresh machine installs what it lacks first (tests/setup.sh).
 
-.PHONY: help setup test-deny test-interop build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel bench bench-smoke check-mobile smoke-release-small android-jni xcframework demo wheel clean
+.PHONY: help setup test-deny test-interop build bindings bindings-python bindings-kotlin bindings-swift venv lint test test-rust test-python test-kotlin test-swift test-cross test-stress test-fuzz test-leaks test-wheel bench bench-smoke bench-async check-mobile smoke-release-small android-jni xcframework demo wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -105,6 +105,9 @@ bench: build ## Benchmarks: every layer vs raw OpenMLS, 2 to 10 000 members (rel
 	$(CARGO) build -p mlskit --release --lib
 	mkdir -p $(TARGET_DIR)/bench
 	$(PYTHON) tests/bench/run.py --markdown $(TARGET_DIR)/bench/report.md --json $(TARGET_DIR)/bench/samples.json
+
+bench-async: build ## Thin async wrappers vs UniFFI async exports (tests/bench/async_probe; prints numbers)
+	bash tests/bench/async_probe/run.sh
 
 bench-smoke: build ## Every benchmark harness once (debug build, 2 and 10 members): proves they run, no numbers
 	$(PYTHON) tests/bench/run.py --smoke >/dev/null

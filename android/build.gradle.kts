@@ -80,6 +80,8 @@ dependencies {
     api("net.java.dev.jna:jna:${providers.gradleProperty("mlskit.jnaVersion").get()}@aar")
     // The generated Android cleaner is annotated @RequiresApi.
     implementation("androidx.annotation:annotation:${providers.gradleProperty("mlskit.androidxAnnotationVersion").get()}")
+    // AsyncClient/AsyncGroup expose suspend functions and CoroutineDispatcher.
+    api("org.jetbrains.kotlinx:kotlinx-coroutines-core:${providers.gradleProperty("mlskit.coroutinesVersion").get()}")
 }
 
 // Fail early, with the fix, when build-jni.sh has not been run.

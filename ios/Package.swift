@@ -3,7 +3,7 @@
 // (MLSKitFFI.xcframework: static libmlskit.a for iOS device, iOS simulator
 // arm64+x86_64, macOS arm64+x86_64, with the C header and modulemap of module
 // MLSKitFFI) and the Swift API on top (Sources/MLSKit: the UniFFI-generated
-// MLSKit.swift plus bindings/swift's Extensions.swift).
+// MLSKit.swift plus bindings/swift's hand-written Sources/MLSKit/*.swift).
 //
 // Both are written by build-xcframework.sh (on a Mac) and never committed.
 // To publish, zip the xcframework and swap the binary target for

@@ -7,7 +7,7 @@
 #   2. the Swift bindings, generated from the macOS library: MLSKit.swift, the C
 #      header MLSKitFFI.h and a module.modulemap for module MLSKitFFI;
 #   3. xcodebuild -create-xcframework with the 3 static libraries + headers;
-#   4. Sources/MLSKit/: generated MLSKit.swift + bindings/swift/Sources/MLSKit/Extensions.swift.
+#   4. Sources/MLSKit/: generated MLSKit.swift + bindings/swift/Sources/MLSKit/*.swift.
 #
 # Environment:
 #   MLSKIT_PROFILE    cargo profile (default release-small, the size profile in Cargo.toml)
@@ -86,7 +86,8 @@ xcodebuild -create-xcframework \
 # 4. Swift sources of the package.
 rm -rf "$SWIFT_SRC" && mkdir -p "$SWIFT_SRC"
 cp "$OUT/bindings/MLSKit.swift" "$SWIFT_SRC/MLSKit.swift"
-cp "$ROOT/bindings/swift/Sources/MLSKit/Extensions.swift" "$SWIFT_SRC/Extensions.swift"
+# Every hand-written Swift file (Extensions, Logging, Async) goes with it.
+cp "$ROOT"/bindings/swift/Sources/MLSKit/*.swift "$SWIFT_SRC/"
 
 echo "build-xcframework: done"
 du -sh "$XCF" "$OUT"/*/libmlskit.a

@@ -155,6 +155,22 @@ def test_cancelling_in_the_middle_of_a_commit_leaves_before_or_after(operation: 
     asyncio.run(main())
 
 
+def test_a_staged_commit_is_merged_in_the_groups_turn() -> None:
+    async def main() -> None:
+        _, ga, b, gb_blocking = await pair()
+        gb = mlskit.aio.AsyncGroup(gb_blocking, mlskit.aio.AsyncClient(b))
+        bundle = await ga.self_update()
+        await ga.merge_pending_commit()
+        received = await gb.process_message(bundle.commit)
+        assert isinstance(received, mlskit.ReceivedMessage.COMMIT)
+        merge = asyncio.ensure_future(gb.merge_staged_commit(received.commit))
+        epoch = asyncio.ensure_future(gb.epoch())
+        await merge
+        assert await epoch == await ga.epoch(), "epoch() ran before the merge it was queued behind"
+
+    asyncio.run(main())
+
+
 def test_errors_keep_their_types() -> None:
     async def main() -> None:
         _, ga, _, _ = await pair()

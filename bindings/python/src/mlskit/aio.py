@@ -19,7 +19,9 @@ Guarantees:
 
 `AsyncClient` and `AsyncGroup` expose every method of `Client` and `Group`
 under the same name, as coroutines; methods that return a `Group` return an
-`AsyncGroup`. The blocking object is at `.blocking`.
+`AsyncGroup`. `AsyncGroup.merge_staged_commit(commit)` merges a commit that
+`process_message` returned in the group's turn. The blocking object is at
+`.blocking`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class AsyncGroup:
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         return _awaitable(self.blocking, name, self._in_turn)
+
+    async def merge_staged_commit(self, commit: _m.StagedCommit) -> None:
+        """`commit.merge()` of a commit `process_message` returned, in this group's turn."""
+        await self._in_turn(commit.merge, ())
 
     async def _in_turn(self, method: Callable[..., Any], args: tuple) -> Any:
         async with self._lock:

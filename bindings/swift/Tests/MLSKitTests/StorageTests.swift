@@ -73,7 +73,7 @@ final class StorageTests: XCTestCase {
             if case .StorageTakenOver = $0 { return true }
             return false
         }
-        let taken = try extensionClient.group(groupId: try group.id())
+        let taken = try extensionClient.group(groupId: group.id())
         _ = try taken.selfUpdate()
         try taken.mergePendingCommit()
         XCTAssertEqual(try taken.epoch(), 1)
