@@ -49,6 +49,7 @@ fn deliver_proposal(groups: &[&mlskit::Group], msg: &[u8]) {
 
 fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     let what = format!("{cs:?}/{policy:?}");
+    let step = Step::new(format!("lifecycle {what}"));
     let (sa, sb, sc, sd) = (
         FaultyStore::map(),
         FaultyStore::map(),
@@ -74,6 +75,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     });
 
     // Key packages: lifetime, last resort, inventory, delete, prune.
+    step.next("key packages");
     let kps_b = b.create_key_packages(2, kpo(false, Some(3600))).unwrap();
     let lr_b = b.create_key_packages(1, kpo(true, None)).unwrap().remove(0);
     let inv = b.key_packages().unwrap();
@@ -107,6 +109,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     let kp_c = c.create_key_packages(1, kpo(true, None)).unwrap().remove(0);
 
     // Create the group with every option.
+    step.next("create the group");
     let gid = format!("group {what}").into_bytes();
     let options = GroupOptions {
         group_id: Some(gid.clone()),
@@ -139,6 +142,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert_eq!(ga.own_index().unwrap(), 0);
 
     // Add bob by commit; inspect the Welcome without writing; join in-band.
+    step.next("add bob");
     let bundle = ga.add_members(vec![kps_b[0].clone()]).unwrap();
     let pc = ga.pending_commit().unwrap().unwrap();
     assert_eq!(pc.adds.len(), 1);
@@ -175,6 +179,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert_eq!(gb.members().unwrap(), ga.members().unwrap());
 
     // Bob proposes adding carol (by reference); alice commits it.
+    step.next("bob proposes carol");
     let p = gb
         .propose_add(kp_c.clone(), ProposalMode::ByReference)
         .unwrap();
@@ -205,6 +210,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert_eq!(gc.own_index().unwrap(), 2);
 
     // Application messages with AAD, both ways.
+    step.next("application messages");
     let ct = ga
         .encrypt(b"hi from a".to_vec(), b"aad-a".to_vec())
         .unwrap();
@@ -233,6 +239,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
 
     // Round 1: custom proposals by value and by reference, a custom extension
     // change by reference, an update (by reference), an external PSK by value.
+    step.next("round 1: custom, extension, update, PSK");
     let psk = b"psk-1".to_vec();
     for cl in [&a, &b, &c, &d] {
         cl.store_external_psk(psk.clone(), b"shared secret".to_vec())
@@ -294,6 +301,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert!(!info.removes_us);
     assert_eq!(info.proposals.len(), 5);
     // Discard, then process again and merge.
+    step.next("discard and process again");
     let e = ga.epoch().unwrap();
     sc.discard();
     assert!(matches!(sc.merge(), Err(MlsError::StagedCommitOutdated)));
@@ -308,6 +316,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     }
 
     // Round 2: extension change and add by value, PSK by reference.
+    step.next("round 2: extension and add by value, PSK by reference");
     let kp_d = d
         .create_key_packages(1, kpo(false, None))
         .unwrap()
@@ -345,6 +354,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert_eq_all(&all);
 
     // Round 3: remove dave by reference; dave sees removes_us.
+    step.next("round 3: remove dave by reference");
     let p = ga
         .propose_remove(dave_index, ProposalMode::ByReference)
         .unwrap();
@@ -363,6 +373,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert!(gd.encrypt(b"x".to_vec(), vec![]).is_err());
 
     // Dave rejoins by external commit.
+    step.next("dave rejoins by external commit");
     d.delete_group(gid.clone()).unwrap();
     assert!(matches!(gd.epoch(), Err(MlsError::UnknownGroup)));
     assert!(d.group_ids().unwrap().is_empty());
@@ -381,6 +392,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     check_group_messaging(&[&ga, &gb, &gc, &gd]);
 
     // Remove dave by value.
+    step.next("remove dave by value");
     let dave_index = gd.own_index().unwrap();
     let p = gb
         .propose_remove(dave_index, ProposalMode::ByValue)
@@ -394,6 +406,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert!(!gd.is_active().unwrap());
 
     // Update proposals cannot be sent by value; unknown members are typed errors.
+    step.next("typed errors for bad proposals");
     assert!(matches!(
         ga.propose_remove(99, ProposalMode::ByValue),
         Err(MlsError::UnknownMember { index: 99 })
@@ -404,6 +417,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     ));
 
     // Carol leaves; bob commits.
+    step.next("carol leaves");
     let leave = gc.leave().unwrap();
     for g in [&ga, &gb] {
         let p = process_proposal(g, &leave);
@@ -425,6 +439,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert!(!gc.is_active().unwrap());
 
     // Carol rejoins by external commit (tree out of band), then is removed by commit.
+    step.next("carol rejoins and is removed");
     c.delete_group(gid.clone()).unwrap();
     let ej = c
         .join_by_external_commit(
@@ -445,6 +460,7 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     assert!(!gc.is_active().unwrap());
 
     // Self update, custom extensions by commit.
+    step.next("self update and extensions by commit");
     let bundle = gb.self_update().unwrap();
     assert!(gb.pending_commit().unwrap().unwrap().has_path);
     gb.merge_pending_commit().unwrap();

@@ -114,6 +114,47 @@ pub fn from_state_error(e: &MlsGroupStateError) -> CoreError {
     }
 }
 
+/// An OpenMLS operation error that can wrap a group-state error.
+pub(crate) trait OperationError: std::fmt::Display {
+    fn state_error(&self) -> Option<&MlsGroupStateError>;
+}
+
+macro_rules! operation_errors {
+    ($($error:ident $(<$storage:ident>)? :: $variant:ident),* $(,)?) => {$(
+        impl$(<$storage>)? OperationError for $error$(<$storage>)?
+        where
+            Self: std::fmt::Display,
+        {
+            fn state_error(&self) -> Option<&MlsGroupStateError> {
+                match self {
+                    $error::$variant(s) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+operation_errors!(
+    CreateMessageError::GroupStateError,
+    AddMembersError<E>::GroupStateError,
+    RemoveMembersError<E>::GroupStateError,
+    SelfUpdateError<E>::GroupStateError,
+    LeaveGroupError<E>::GroupStateError,
+    ProposalError<E>::GroupStateError,
+    CommitToPendingProposalsError<E>::GroupStateError,
+    MergePendingCommitError<E>::MlsGroupStateError,
+);
+
+/// Maps an OpenMLS operation error: a group-state error to its own kind
+/// (`from_state_error`), anything else to `ValidationFailed`.
+pub(crate) fn from_operation_error(e: impl OperationError) -> CoreError {
+    match e.state_error() {
+        Some(state) => from_state_error(state),
+        None => CoreError::validation(e),
+    }
+}
+
 /// Maps a validation error of an incoming message; `epochs` is (message, group).
 pub fn from_validation_error(e: &ValidationError, epochs: (u64, u64)) -> CoreError {
     match e {

@@ -175,6 +175,14 @@ pub fn validate_key_package(
     Ok(kp)
 }
 
+/// Validates a key package (bare or in an MLS message) under the default
+/// input limits and returns its facts.
+pub fn inspect_key_package(bytes: &[u8]) -> Result<KeyPackageFacts, CoreError> {
+    let crypto = RustCrypto::default();
+    let kp = validate_key_package(&crypto, bytes, &InputLimits::default())?;
+    key_package_facts(&crypto, &kp)
+}
+
 /// Facts of a validated key package, for apps and Delivery Services.
 pub fn key_package_facts(
     crypto: &RustCrypto,

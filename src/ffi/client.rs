@@ -2,10 +2,7 @@
 
 use std::sync::Arc;
 
-use openmls_rust_crypto::RustCrypto;
-
-use crate::core::client::{self as core_client, KeyPackageSettings};
-use crate::core::limits::InputLimits;
+use crate::core::client as core_client;
 use crate::core::{config, message};
 use crate::ffi::error::MlsError;
 use crate::ffi::group::Group;
@@ -72,13 +69,8 @@ impl Client {
         count: u32,
         options: Option<KeyPackageOptions>,
     ) -> Result<Vec<Vec<u8>>, MlsError> {
-        let o = options.unwrap_or_default();
-        let settings = KeyPackageSettings {
-            ciphersuite: o.ciphersuite.map(Ciphersuite::id),
-            lifetime_seconds: o.lifetime_seconds,
-            last_resort: o.last_resort,
-        };
-        Ok(self.inner.create_key_packages(count, &settings)?)
+        let options = options.unwrap_or_default().into();
+        Ok(self.inner.create_key_packages(count, &options)?)
     }
 
     /// Our key packages not yet consumed by a Welcome. No write.
@@ -86,16 +78,7 @@ impl Client {
         self.inner
             .key_packages()?
             .into_iter()
-            .map(|r| {
-                Ok(OwnKeyPackage {
-                    hash_ref: r.hash_ref,
-                    ciphersuite: Ciphersuite::from_id(r.ciphersuite)?,
-                    not_before: r.not_before,
-                    not_after: r.not_after,
-                    last_resort: r.last_resort,
-                    key_package: r.key_package,
-                })
-            })
+            .map(OwnKeyPackage::try_from)
             .collect()
     }
 
@@ -128,18 +111,9 @@ impl Client {
         welcome: Vec<u8>,
         ratchet_tree: Option<Vec<u8>>,
     ) -> Result<WelcomeInfo, MlsError> {
-        let s = self
-            .inner
-            .inspect_welcome(&welcome, ratchet_tree.as_deref())?;
-        Ok(WelcomeInfo {
-            group_id: s.group_id,
-            epoch: s.epoch,
-            ciphersuite: Ciphersuite::from_id(s.ciphersuite)?,
-            sender_index: s.sender_index,
-            own_index: s.own_index,
-            members: s.members.into_iter().map(Member::from).collect(),
-            external_psk_ids: s.external_psk_ids,
-        })
+        self.inner
+            .inspect_welcome(&welcome, ratchet_tree.as_deref())?
+            .try_into()
     }
 
     /// Joins the group a Welcome invites us to; consumes the key package it
@@ -218,26 +192,14 @@ pub fn parse_message(message: Vec<u8>) -> Result<MessageInfo, MlsError> {
 /// `InvalidKeyPackage`.
 #[uniffi::export]
 pub fn validate_key_package(key_package: Vec<u8>) -> Result<KeyPackageInfo, MlsError> {
-    let crypto = RustCrypto::default();
-    let kp = message::validate_key_package(&crypto, &key_package, &InputLimits::default())?;
-    let f = message::key_package_facts(&crypto, &kp)?;
-    Ok(KeyPackageInfo {
-        identity: f.identity,
-        signature_key: f.signature_key,
-        ciphersuite: Ciphersuite::from_id(f.ciphersuite)?,
-        not_before: f.not_before,
-        not_after: f.not_after,
-        last_resort: f.last_resort,
-        hash_ref: f.hash_ref,
-    })
+    message::inspect_key_package(&key_package)?.try_into()
 }
 
 /// The ciphersuites MLSKit supports; the first is the default.
 #[uniffi::export]
 pub fn supported_ciphersuites() -> Vec<Ciphersuite> {
-    vec![
-        Ciphersuite::X25519Aes128gcmEd25519,
-        Ciphersuite::P256Aes128gcmP256,
-        Ciphersuite::X25519Chacha20poly1305Ed25519,
-    ]
+    config::SUPPORTED_CIPHERSUITES
+        .iter()
+        .filter_map(|cs| Ciphersuite::from_id(u16::from(*cs)).ok())
+        .collect()
 }

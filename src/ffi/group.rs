@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::core::group::{
-    GroupHandle, IncomingCommit, NewProposal, ProposalMode as CoreMode, Received,
-};
+use crate::core::group::{GroupHandle, IncomingCommit, Received};
+use crate::core::types::NewProposal;
 use crate::ffi::error::MlsError;
 use crate::ffi::types::*;
 
@@ -47,15 +46,7 @@ impl Group {
         proposal: NewProposal,
         mode: ProposalMode,
     ) -> Result<ProposalBundle, MlsError> {
-        let mode = match mode {
-            ProposalMode::ByReference => CoreMode::ByReference,
-            ProposalMode::ByValue => CoreMode::ByValue,
-        };
-        let (message, proposal_ref) = self.inner.propose(proposal, mode)?;
-        Ok(ProposalBundle {
-            message,
-            proposal_ref,
-        })
+        Ok(self.inner.propose(proposal, mode.into())?.into())
     }
 }
 
@@ -68,47 +59,37 @@ impl Group {
 
     /// The current epoch.
     pub fn epoch(&self) -> Result<u64, MlsError> {
-        Ok(self.inner.read(|g| g.epoch().as_u64())?)
+        Ok(self.inner.epoch()?)
     }
 
     /// The group's ciphersuite.
     pub fn ciphersuite(&self) -> Result<Ciphersuite, MlsError> {
-        Ok(Ciphersuite::from_id(
-            self.inner.read(|g| u16::from(g.ciphersuite()))?,
-        )?)
+        Ok(Ciphersuite::from_id(self.inner.ciphersuite()?)?)
     }
 
     /// The members, by leaf index.
     pub fn members(&self) -> Result<Vec<Member>, MlsError> {
         Ok(self
             .inner
-            .read(|g| g.members().map(Member::from).collect())?)
+            .members()?
+            .into_iter()
+            .map(Member::from)
+            .collect())
     }
 
     /// Our own leaf index.
     pub fn own_index(&self) -> Result<u32, MlsError> {
-        Ok(self.inner.read(|g| g.own_leaf_index().u32())?)
+        Ok(self.inner.own_index()?)
     }
 
     /// Whether we are still a member (false after a commit removed us).
     pub fn is_active(&self) -> Result<bool, MlsError> {
-        Ok(self.inner.read(|g| g.is_active())?)
+        Ok(self.inner.is_active()?)
     }
 
     /// The custom group context extensions in force.
     pub fn custom_extensions(&self) -> Result<Vec<GroupExtension>, MlsError> {
-        Ok(self.inner.read(|g| {
-            g.extensions()
-                .iter()
-                .filter_map(|e| match e {
-                    openmls::prelude::Extension::Unknown(t, d) => Some(GroupExtension {
-                        extension_type: *t,
-                        data: d.0.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect()
-        })?)
+        Ok(ext_records(self.inner.custom_extensions()?))
     }
 
     /// Proposals received or sent and not yet committed.
@@ -133,7 +114,7 @@ impl Group {
     /// anew: if the Delivery Service had already accepted them, a new commit
     /// would fork the group. None without a staged commit. No write.
     pub fn pending_commit_bundle(&self) -> Result<Option<CommitBundle>, MlsError> {
-        Ok(self.inner.pending_commit_output()?.map(CommitBundle::from))
+        Ok(self.inner.pending_commit_bundle()?.map(CommitBundle::from))
     }
 
     /// Encrypts an application message; `aad` is authenticated, not encrypted.
@@ -326,7 +307,7 @@ impl StagedCommit {
     /// What the commit does: sender, adds, removes, updates, PSKs, custom
     /// proposals, extension changes, and whether it removes us.
     pub fn info(&self) -> CommitInfo {
-        self.inner.summary().clone().into()
+        self.inner.info().clone().into()
     }
 
     /// Applies the commit: the group moves to the new epoch. One write.

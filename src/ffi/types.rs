@@ -1,14 +1,13 @@
 //! Plain data crossing the FFI: records and enums, with conversions from core.
 
 use crate::core::config::{self, WireFormat};
-use crate::core::group::{
-    CommitSummary, ProposalInfo as CoreProposalInfo, ProposalKind, SenderInfo,
-};
 use crate::core::limits::InputLimits;
 use crate::core::message::{
     ContentKind, MessageInfo as CoreMessageInfo, MessageKind as CoreMessageKind,
 };
+use crate::core::types as core;
 use crate::core::CoreError;
+use crate::ffi::error::MlsError;
 
 /// The MLS ciphersuites MLSKit supports (RFC 9420 §17.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
@@ -201,7 +200,7 @@ pub(crate) fn ext_pairs(list: Vec<GroupExtension>) -> Vec<(u16, Vec<u8>)> {
         .collect()
 }
 
-fn ext_records(list: Vec<(u16, Vec<u8>)>) -> Vec<GroupExtension> {
+pub(crate) fn ext_records(list: Vec<(u16, Vec<u8>)>) -> Vec<GroupExtension> {
     list.into_iter()
         .map(|(extension_type, data)| GroupExtension {
             extension_type,
@@ -281,23 +280,27 @@ impl Default for GroupOptions {
     }
 }
 
+impl GroupOptions {
+    /// The fields this record shares with [`JoinOptions`], as one.
+    fn join_options(&self) -> JoinOptions {
+        JoinOptions {
+            wire_format_policy: self.wire_format_policy,
+            padding_size: self.padding_size,
+            max_past_epochs: self.max_past_epochs,
+            out_of_order_tolerance: self.out_of_order_tolerance,
+            maximum_forward_distance: self.maximum_forward_distance,
+            use_ratchet_tree_extension: self.use_ratchet_tree_extension,
+            allow_external_commits: self.allow_external_commits,
+        }
+    }
+}
+
 impl From<GroupOptions> for config::GroupSettings {
     fn from(o: GroupOptions) -> Self {
         Self {
+            join: o.join_options().into(),
             group_id: o.group_id,
             ciphersuite: o.ciphersuite.map(Ciphersuite::id),
-            join: config::JoinSettings {
-                wire_format: o
-                    .wire_format_policy
-                    .map(WireFormat::from)
-                    .unwrap_or_default(),
-                padding_size: o.padding_size,
-                max_past_epochs: o.max_past_epochs,
-                out_of_order_tolerance: o.out_of_order_tolerance,
-                maximum_forward_distance: o.maximum_forward_distance,
-                use_ratchet_tree_extension: o.use_ratchet_tree_extension,
-                allow_external_commits: o.allow_external_commits,
-            },
             required_extension_types: o.required_extension_types,
             required_proposal_types: o.required_proposal_types,
             required_credential_types: o.required_credential_types,
@@ -325,11 +328,11 @@ pub struct Member {
     pub signature_key: Vec<u8>,
 }
 
-impl From<openmls::prelude::Member> for Member {
-    fn from(m: openmls::prelude::Member) -> Self {
-        Member {
-            index: m.index.u32(),
-            identity: crate::core::message::credential_identity(&m.credential),
+impl From<core::Member> for Member {
+    fn from(m: core::Member) -> Self {
+        Self {
+            index: m.index,
+            identity: m.identity,
             signature_key: m.signature_key,
         }
     }
@@ -348,12 +351,12 @@ pub struct CommitBundle {
     pub group_info: Option<Vec<u8>>,
 }
 
-impl From<crate::core::group::CommitOutput> for CommitBundle {
-    fn from(o: crate::core::group::CommitOutput) -> Self {
+impl From<core::CommitBundle> for CommitBundle {
+    fn from(b: core::CommitBundle) -> Self {
         Self {
-            commit: o.commit,
-            welcome: o.welcome,
-            group_info: o.group_info,
+            commit: b.commit,
+            welcome: b.welcome,
+            group_info: b.group_info,
         }
     }
 }
@@ -365,6 +368,24 @@ pub struct ProposalBundle {
     pub message: Vec<u8>,
     /// The proposal reference (RFC 9420 §5.2).
     pub proposal_ref: Vec<u8>,
+}
+
+impl From<core::ProposalBundle> for ProposalBundle {
+    fn from(b: core::ProposalBundle) -> Self {
+        Self {
+            message: b.message,
+            proposal_ref: b.proposal_ref,
+        }
+    }
+}
+
+impl From<ProposalMode> for core::ProposalMode {
+    fn from(m: ProposalMode) -> Self {
+        match m {
+            ProposalMode::ByReference => Self::ByReference,
+            ProposalMode::ByValue => Self::ByValue,
+        }
+    }
 }
 
 /// Whether a commit includes a proposal by reference or carries it by value.
@@ -389,13 +410,13 @@ pub enum Sender {
     NewMemberCommit,
 }
 
-impl From<SenderInfo> for Sender {
-    fn from(s: SenderInfo) -> Self {
+impl From<core::Sender> for Sender {
+    fn from(s: core::Sender) -> Self {
         match s {
-            SenderInfo::Member { index, identity } => Sender::Member { index, identity },
-            SenderInfo::External { index } => Sender::External { index },
-            SenderInfo::NewMemberProposal => Sender::NewMemberProposal,
-            SenderInfo::NewMemberCommit => Sender::NewMemberCommit,
+            core::Sender::Member { index, identity } => Sender::Member { index, identity },
+            core::Sender::External { index } => Sender::External { index },
+            core::Sender::NewMemberProposal => Sender::NewMemberProposal,
+            core::Sender::NewMemberCommit => Sender::NewMemberCommit,
         }
     }
 }
@@ -445,37 +466,41 @@ pub struct ProposalInfo {
     pub proposal_ref: Option<Vec<u8>>,
 }
 
-impl From<CoreProposalInfo> for ProposalInfo {
-    fn from(p: CoreProposalInfo) -> Self {
-        let content = match p.kind {
-            ProposalKind::Add {
+impl From<core::ProposalContent> for ProposalContent {
+    fn from(c: core::ProposalContent) -> Self {
+        use core::ProposalContent as C;
+        match c {
+            C::Add {
                 identity,
                 signature_key,
-            } => ProposalContent::Add {
+            } => Self::Add {
                 identity,
                 signature_key,
             },
-            ProposalKind::Update => ProposalContent::Update,
-            ProposalKind::Remove { index, identity } => ProposalContent::Remove { index, identity },
-            ProposalKind::PreSharedKey { psk_id } => ProposalContent::PreSharedKey { psk_id },
-            ProposalKind::GroupContextExtensions { custom_extensions } => {
-                ProposalContent::GroupContextExtensions {
-                    custom_extensions: ext_records(custom_extensions),
-                }
-            }
-            ProposalKind::Custom {
+            C::Update => Self::Update,
+            C::Remove { index, identity } => Self::Remove { index, identity },
+            C::PreSharedKey { psk_id } => Self::PreSharedKey { psk_id },
+            C::GroupContextExtensions { custom_extensions } => Self::GroupContextExtensions {
+                custom_extensions: ext_records(custom_extensions),
+            },
+            C::Custom {
                 proposal_type,
                 payload,
-            } => ProposalContent::Custom {
+            } => Self::Custom {
                 proposal_type,
                 payload,
             },
-            ProposalKind::ExternalInit => ProposalContent::ExternalInit,
-            ProposalKind::ReInit => ProposalContent::ReInit,
-            ProposalKind::SelfRemove => ProposalContent::SelfRemove,
-        };
+            C::ExternalInit => Self::ExternalInit,
+            C::ReInit => Self::ReInit,
+            C::SelfRemove => Self::SelfRemove,
+        }
+    }
+}
+
+impl From<core::ProposalInfo> for ProposalInfo {
+    fn from(p: core::ProposalInfo) -> Self {
         Self {
-            content,
+            content: p.content.into(),
             sender: p.sender.into(),
             proposal_ref: p.proposal_ref,
         }
@@ -541,59 +566,53 @@ pub struct CommitInfo {
     pub proposals: Vec<ProposalInfo>,
 }
 
-impl From<CommitSummary> for CommitInfo {
-    fn from(s: CommitSummary) -> Self {
-        let proposals: Vec<ProposalInfo> =
-            s.proposals.into_iter().map(ProposalInfo::from).collect();
-        let mut info = CommitInfo {
-            sender: s.sender.into(),
-            committer_leaf: s.committer_leaf.map(|l| Member {
-                index: l.index,
-                identity: l.identity,
-                signature_key: l.signature_key,
-            }),
-            new_epoch: s.new_epoch,
-            adds: Vec::new(),
-            removes: Vec::new(),
-            updates: Vec::new(),
-            psk_ids: Vec::new(),
-            custom_proposals: Vec::new(),
-            new_custom_extensions: s.new_custom_extensions.map(ext_records),
-            has_path: s.has_path,
-            removes_us: s.self_removed,
-            proposals: Vec::new(),
-        };
-        for p in &proposals {
-            match &p.content {
-                ProposalContent::Add {
-                    identity,
-                    signature_key,
-                } => info.adds.push(AddedMember {
-                    identity: identity.clone(),
-                    signature_key: signature_key.clone(),
-                }),
-                ProposalContent::Remove { index, identity } => info.removes.push(RemovedMember {
-                    index: *index,
-                    identity: identity.clone(),
-                }),
-                ProposalContent::Update => {
-                    if let Sender::Member { index, .. } = p.sender {
-                        info.updates.push(index)
-                    }
-                }
-                ProposalContent::PreSharedKey { psk_id } => info.psk_ids.push(psk_id.clone()),
-                ProposalContent::Custom {
-                    proposal_type,
-                    payload,
-                } => info.custom_proposals.push(CustomProposal {
-                    proposal_type: *proposal_type,
-                    payload: payload.clone(),
-                }),
-                _ => {}
-            }
+impl From<core::CommitInfo> for CommitInfo {
+    fn from(c: core::CommitInfo) -> Self {
+        Self {
+            sender: c.sender.into(),
+            committer_leaf: c.committer_leaf.map(Member::from),
+            new_epoch: c.new_epoch,
+            adds: c.adds.into_iter().map(AddedMember::from).collect(),
+            removes: c.removes.into_iter().map(RemovedMember::from).collect(),
+            updates: c.updates,
+            psk_ids: c.psk_ids,
+            custom_proposals: c
+                .custom_proposals
+                .into_iter()
+                .map(CustomProposal::from)
+                .collect(),
+            new_custom_extensions: c.new_custom_extensions.map(ext_records),
+            has_path: c.has_path,
+            removes_us: c.removes_us,
+            proposals: c.proposals.into_iter().map(ProposalInfo::from).collect(),
         }
-        info.proposals = proposals;
-        info
+    }
+}
+
+impl From<core::AddedMember> for AddedMember {
+    fn from(m: core::AddedMember) -> Self {
+        Self {
+            identity: m.identity,
+            signature_key: m.signature_key,
+        }
+    }
+}
+
+impl From<core::RemovedMember> for RemovedMember {
+    fn from(m: core::RemovedMember) -> Self {
+        Self {
+            index: m.index,
+            identity: m.identity,
+        }
+    }
+}
+
+impl From<core::CustomProposal> for CustomProposal {
+    fn from(p: core::CustomProposal) -> Self {
+        Self {
+            proposal_type: p.proposal_type,
+            payload: p.payload,
+        }
     }
 }
 
@@ -749,4 +768,61 @@ pub struct WelcomeInfo {
     pub members: Vec<Member>,
     /// External PSKs the Welcome needs (store them before joining).
     pub external_psk_ids: Vec<Vec<u8>>,
+}
+
+impl From<KeyPackageOptions> for core::KeyPackageOptions {
+    fn from(o: KeyPackageOptions) -> Self {
+        Self {
+            ciphersuite: o.ciphersuite.map(Ciphersuite::id),
+            lifetime_seconds: o.lifetime_seconds,
+            last_resort: o.last_resort,
+        }
+    }
+}
+
+impl TryFrom<crate::core::client::KeyPackageRecord> for OwnKeyPackage {
+    type Error = MlsError;
+
+    fn try_from(r: crate::core::client::KeyPackageRecord) -> Result<Self, MlsError> {
+        Ok(Self {
+            hash_ref: r.hash_ref,
+            ciphersuite: Ciphersuite::from_id(r.ciphersuite)?,
+            not_before: r.not_before,
+            not_after: r.not_after,
+            last_resort: r.last_resort,
+            key_package: r.key_package,
+        })
+    }
+}
+
+impl TryFrom<core::WelcomeInfo> for WelcomeInfo {
+    type Error = MlsError;
+
+    fn try_from(w: core::WelcomeInfo) -> Result<Self, MlsError> {
+        Ok(Self {
+            group_id: w.group_id,
+            epoch: w.epoch,
+            ciphersuite: Ciphersuite::from_id(w.ciphersuite)?,
+            sender_index: w.sender_index,
+            own_index: w.own_index,
+            members: w.members.into_iter().map(Member::from).collect(),
+            external_psk_ids: w.external_psk_ids,
+        })
+    }
+}
+
+impl TryFrom<crate::core::message::KeyPackageFacts> for KeyPackageInfo {
+    type Error = MlsError;
+
+    fn try_from(f: crate::core::message::KeyPackageFacts) -> Result<Self, MlsError> {
+        Ok(Self {
+            identity: f.identity,
+            signature_key: f.signature_key,
+            ciphersuite: Ciphersuite::from_id(f.ciphersuite)?,
+            not_before: f.not_before,
+            not_after: f.not_after,
+            last_resort: f.last_resort,
+            hash_ref: f.hash_ref,
+        })
+    }
 }

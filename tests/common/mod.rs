@@ -230,9 +230,51 @@ impl StorageBackend for FaultyStore {
     }
 }
 
+/// The values every language's tests share, defined once.
+const SHARED: &str = include_str!("constants.txt");
+
+/// The value of the line `NAME = 0xHEX` in `tests/common/constants.txt`,
+/// read at compile time.
+const fn shared_constant(name: &str) -> u16 {
+    let (text, name) = (SHARED.as_bytes(), name.as_bytes());
+    let mut line = 0;
+    while line < text.len() {
+        let mut n = 0;
+        while n < name.len() && line + n < text.len() && text[line + n] == name[n] {
+            n += 1;
+        }
+        let mut at = line + n;
+        if n == name.len() && at < text.len() && text[at] == b' ' {
+            while text[at] == b' ' || text[at] == b'=' {
+                at += 1;
+            }
+            assert!(text[at] == b'0' && text[at + 1] == b'x', "expected 0x");
+            at += 2;
+            let mut value: u16 = 0;
+            while at < text.len() && text[at] != b'\n' {
+                let d = text[at];
+                let digit = match d {
+                    b'0'..=b'9' => d - b'0',
+                    b'a'..=b'f' => d - b'a' + 10,
+                    b'A'..=b'F' => d - b'A' + 10,
+                    _ => panic!("not a hex digit"),
+                };
+                value = value * 16 + digit as u16;
+                at += 1;
+            }
+            return value;
+        }
+        while line < text.len() && text[line] != b'\n' {
+            line += 1;
+        }
+        line += 1;
+    }
+    panic!("no such constant in tests/common/constants.txt")
+}
+
 /// Client options shared by every member (custom proposal and extension types).
-pub const CUSTOM_PROPOSAL: u16 = 0xf0a1;
-pub const CUSTOM_EXTENSION: u16 = 0xf0b2;
+pub const CUSTOM_PROPOSAL: u16 = shared_constant("CUSTOM_PROPOSAL_TYPE");
+pub const CUSTOM_EXTENSION: u16 = shared_constant("CUSTOM_EXTENSION_TYPE");
 
 pub fn options() -> ClientOptions {
     ClientOptions {
@@ -389,4 +431,33 @@ pub fn assert_agree(members: &[&Member]) {
 
 pub fn is_storage_backend_injected(e: &MlsError) -> bool {
     matches!(e, MlsError::StorageBackend { reason } if reason.contains(INJECTED))
+}
+
+/// Names the step of a long scenario that is running: when a step fails, the
+/// test output says which one (`<scenario>: failed in step '<name>'`).
+pub struct Step {
+    scenario: String,
+    name: std::cell::Cell<&'static str>,
+}
+
+impl Step {
+    pub fn new(scenario: String) -> Self {
+        Self {
+            scenario,
+            name: std::cell::Cell::new("setup"),
+        }
+    }
+
+    /// Starts the step `name`.
+    pub fn next(&self, name: &'static str) {
+        self.name.set(name);
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}: failed in step '{}'", self.scenario, self.name.get());
+        }
+    }
 }

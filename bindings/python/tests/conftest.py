@@ -20,8 +20,22 @@ if SRC not in sys.path:
 import mlskit  # noqa: E402
 import pytest  # noqa: E402
 
-CUSTOM_PROPOSAL_TYPE = 0xF0A1
-CUSTOM_EXTENSION_TYPE = 0xFF01
+
+def _shared_constants() -> Dict[str, int]:
+    """The values every language's tests share (tests/common/constants.txt)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tests", "common", "constants.txt")
+    values: Dict[str, int] = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                name, value = line.split("=")
+                values[name.strip()] = int(value.strip(), 16)
+    return values
+
+
+_SHARED = _shared_constants()
+CUSTOM_PROPOSAL_TYPE = _SHARED["CUSTOM_PROPOSAL_TYPE"]
+CUSTOM_EXTENSION_TYPE = _SHARED["CUSTOM_EXTENSION_TYPE"]
 CLIENT_OPTIONS = mlskit.ClientOptions(
     custom_extension_types=[CUSTOM_EXTENSION_TYPE],
     custom_proposal_types=[CUSTOM_PROPOSAL_TYPE],

@@ -17,7 +17,7 @@
 //! record read back as its header, which does not decode: `StorageCorrupt`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::codec::{self, Namespace};
 use super::provider::label;
@@ -122,18 +122,82 @@ pub struct ChunkedBackend {
     /// Headers of the records this client read or wrote, by record key.
     known: Mutex<HashMap<Vec<u8>, Known>>,
     /// Reads of a chunked record (header, then chunks) never interleave with a
-    /// commit of that record, so that they see one version of it. One lock
-    /// per stripe of record keys: a commit locks only the stripes of the
-    /// records it writes, so a slow host commit of one group does not hold
-    /// up another group's reads and writes.
-    stripes: Vec<RwLock<()>>,
+    /// commit of that record, so that they see one version of it. The locks
+    /// are per record key: a commit locks only the records it writes, so a
+    /// slow host commit of one group never holds up another group.
+    records: RecordLocks,
 }
 
-/// Stripes of record locks (groups hash to them; collisions only serialise).
-const STRIPES: usize = 64;
+/// Reader/writer locks on record keys, made on first use and dropped when
+/// free. A commit takes all its keys at once (so two commits never deadlock).
+#[derive(Default)]
+struct RecordLocks {
+    /// Per locked key: how many readers hold it, or `None` for a writer.
+    held: Mutex<HashMap<Vec<u8>, Option<usize>>>,
+    freed: Condvar,
+}
 
-fn stripe(key: &[u8]) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(key) % STRIPES as u64) as usize
+impl RecordLocks {
+    fn held(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Option<usize>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Shares `key` with other readers until the guard drops.
+    fn read(&self, key: &[u8]) -> RecordGuard<'_> {
+        let mut held = self.held();
+        loop {
+            match held.get_mut(key) {
+                None => {
+                    held.insert(key.to_vec(), Some(1));
+                    break;
+                }
+                Some(Some(readers)) => {
+                    *readers += 1;
+                    break;
+                }
+                Some(None) => held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+        RecordGuard {
+            locks: self,
+            keys: vec![key.to_vec()],
+        }
+    }
+
+    /// Holds every key of `keys` alone until the guard drops.
+    fn write(&self, keys: Vec<Vec<u8>>) -> RecordGuard<'_> {
+        let mut held = self.held();
+        while keys.iter().any(|k| held.contains_key(k)) {
+            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+        for key in &keys {
+            held.insert(key.clone(), None);
+        }
+        RecordGuard { locks: self, keys }
+    }
+}
+
+/// Releases its keys when dropped.
+struct RecordGuard<'a> {
+    locks: &'a RecordLocks,
+    keys: Vec<Vec<u8>>,
+}
+
+impl Drop for RecordGuard<'_> {
+    fn drop(&mut self) {
+        let mut held = self.locks.held();
+        for key in &self.keys {
+            if let Some(Some(readers)) = held.get_mut(key) {
+                if *readers > 1 {
+                    *readers -= 1;
+                    continue;
+                }
+            }
+            held.remove(key);
+        }
+        drop(held);
+        self.locks.freed.notify_all();
+    }
 }
 
 impl ChunkedBackend {
@@ -142,7 +206,7 @@ impl ChunkedBackend {
         Self {
             inner,
             known: Mutex::new(HashMap::new()),
-            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+            records: RecordLocks::default(),
         }
     }
 
@@ -197,9 +261,7 @@ impl Backend for ChunkedBackend {
         if !chunkable(key) {
             return self.inner.read(key);
         }
-        let _view = self.stripes[stripe(key)]
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _view = self.records.read(key);
         let Some(stored) = self.inner.read(key)? else {
             self.remember(key, None);
             return Ok(None);
@@ -223,18 +285,15 @@ impl Backend for ChunkedBackend {
     }
 
     fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
-        // The stripes of the chunkable records written, locked in order.
-        let mut touched: Vec<usize> = batch
+        // The chunkable records written, locked together.
+        let mut touched: Vec<Vec<u8>> = batch
             .iter()
             .filter(|w| chunkable(w.key()))
-            .map(|w| stripe(w.key()))
+            .map(|w| w.key().to_vec())
             .collect();
         touched.sort_unstable();
         touched.dedup();
-        let _exclusive: Vec<_> = touched
-            .iter()
-            .map(|i| self.stripes[*i].write().unwrap_or_else(|p| p.into_inner()))
-            .collect();
+        let _exclusive = self.records.write(touched);
         // The form of every touched record as this batch leaves it.
         let mut after: HashMap<Vec<u8>, Known> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
@@ -348,6 +407,73 @@ mod tests {
     /// Number of keys stored in the backend below.
     fn stored_keys(base: &Counting) -> usize {
         base.inner.len()
+    }
+
+    /// A memory store whose commits of `slow` wait until `release` is sent.
+    struct Gate {
+        inner: crate::core::storage::memory::MemoryBackend,
+        slow: Vec<u8>,
+        entered: std::sync::mpsc::SyncSender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Backend for Gate {
+        fn read(&self, key: &[u8]) -> Result<Option<Value>, BackendError> {
+            self.inner.read(key)
+        }
+
+        fn commit(&self, batch: Vec<Write>) -> Result<(), BackendError> {
+            if batch.iter().any(|w| w.key() == self.slow.as_slice()) {
+                self.entered.send(()).unwrap();
+                self.release.lock().unwrap().recv().unwrap();
+            }
+            self.inner.commit(batch)
+        }
+    }
+
+    #[test]
+    fn a_commit_stuck_in_the_host_holds_up_no_other_record() {
+        let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let slow = k("slow group");
+        let layer = Arc::new(ChunkedBackend::new(Arc::new(Gate {
+            inner: Default::default(),
+            slow: slow.clone(),
+            entered: entered_tx,
+            release: Mutex::new(release_rx),
+        })));
+        let others: Vec<Vec<u8>> = (0..200).map(|i| k(&format!("group {i}"))).collect();
+        for key in &others {
+            write(&layer, key, 2, 1);
+        }
+        let stuck = {
+            let layer = layer.clone();
+            let slow = slow.clone();
+            std::thread::spawn(move || write(&layer, &slow, 2, 2))
+        };
+        entered.recv().unwrap();
+        // With locks shared between keys (say, 64 stripes), one of 200 other
+        // records would share the stuck commit's lock and wait for it.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        {
+            let layer = layer.clone();
+            let others = others.clone();
+            std::thread::spawn(move || {
+                for key in &others {
+                    assert!(layer.read(key).unwrap().is_some());
+                    write(&layer, key, 2, 3);
+                }
+                done_tx.send(()).unwrap();
+            });
+        }
+        let finished = done.recv_timeout(std::time::Duration::from_secs(10));
+        release.send(()).unwrap();
+        stuck.join().unwrap();
+        assert!(
+            finished.is_ok(),
+            "another record waited for the stuck commit"
+        );
+        assert!(layer.read(&slow).unwrap().is_some());
     }
 
     #[test]

@@ -169,6 +169,44 @@ impl<'de> serde::Deserialize<'de> for Bytes {
     }
 }
 
+/// `#[serde(with = "codec::as_bytes")]`: a `Vec<u8>` field stored as [`Bytes`].
+pub mod as_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        super::Bytes::deserialize(d).map(|b| b.0)
+    }
+}
+
+/// `#[serde(with = "codec::as_opt_bytes")]`: an `Option<Vec<u8>>` field stored
+/// as an optional [`Bytes`].
+pub mod as_opt_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    struct Borrowed<'a>(&'a [u8]);
+
+    impl Serialize for Borrowed<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(bytes) => s.serialize_some(&Borrowed(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<super::Bytes>::deserialize(d).map(|o| o.map(|b| b.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,23 @@ import XCTest
 @testable import MLSKit
 
 /// The custom proposal type every test client supports (private-use range).
-let customProposalType: UInt16 = 0xF0A1
+let customProposalType: UInt16 = sharedConstants["CUSTOM_PROPOSAL_TYPE"]!
+
+/// The values every language's tests share (tests/common/constants.txt).
+let sharedConstants: [String: UInt16] = {
+    let path = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()
+        .appendingPathComponent("../../../../tests/common/constants.txt").standardized.path
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    var values: [String: UInt16] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        let parts = line.split(separator: "=").map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts.count == 2, let value = UInt16(parts[1].dropFirst(2), radix: 16) {
+            values[parts[0]] = value
+        }
+    }
+    return values
+}()
 
 /// Every test client advertises `customProposalType`.
 let clientOptions = ClientOptions(customExtensionTypes: [], customProposalTypes: [customProposalType])

@@ -8,8 +8,17 @@ import kotlin.test.fail
 // Shared helpers for the MLSKit JVM tests: host storage backends and a
 // three-member group (alice, bob, carol), mirroring bindings/python/tests/conftest.py.
 
-const val CUSTOM_PROPOSAL_TYPE: UShort = 0xF0A1u
-const val CUSTOM_EXTENSION_TYPE: UShort = 0xFF01u
+/** The values every language's tests share (tests/common/constants.txt; Maven runs in bindings/kotlin). */
+private val SHARED: Map<String, UShort> =
+    java.io.File(System.getProperty("user.dir"), "../../tests/common/constants.txt").readLines()
+        .filter { it.isNotBlank() && !it.startsWith("#") }
+        .associate { line ->
+            val (name, value) = line.split("=").map { it.trim() }
+            name to value.removePrefix("0x").toInt(16).toUShort()
+        }
+
+val CUSTOM_PROPOSAL_TYPE: UShort = SHARED.getValue("CUSTOM_PROPOSAL_TYPE")
+val CUSTOM_EXTENSION_TYPE: UShort = SHARED.getValue("CUSTOM_EXTENSION_TYPE")
 
 /** Every member supports the custom proposal and extension types. */
 val CLIENT_OPTIONS = ClientOptions(

@@ -10,7 +10,7 @@ class QuickStartTest {
     @Test
     fun readmeQuickStart(@TempDir filesDir: Path) {
         var received = ""
-        val options = ClientOptions(customProposalTypes = listOf(0xF0A1u.toUShort()))
+        val options = ClientOptions(customProposalTypes = listOf(CUSTOM_PROPOSAL_TYPE))
         Client(SqliteStorage("$filesDir/alice.db"), "alice".encodeToByteArray(), options).use { alice ->
             Client(MemoryStorage(), "bob".encodeToByteArray(), options).use { bob ->
                 val keyPackage = bob.createKeyPackages(1u).single()
