@@ -26,14 +26,14 @@ build: ## Build the debug cdylib and the bindgen
 bindings: bindings-python bindings-kotlin bindings-swift ## Generate every language's bindings (never committed)
 
 bindings-python: build ## Generate the Python module next to the library
-	$(BINDGEN) generate --library $(LIB) --language python --no-format --out-dir $(PYPKG)
+	UNIFFI_BINDGEN=$(BINDGEN) bash bindings/generate.sh python $(LIB) $(PYPKG)
 	cp $(LIB) $(PYPKG)/
 
 bindings-kotlin: build ## Generate the Kotlin bindings into target/bindings/kotlin
-	$(BINDGEN) generate --library $(LIB) --language kotlin --no-format --out-dir $(TARGET_DIR)/bindings/kotlin
+	UNIFFI_BINDGEN=$(BINDGEN) bash bindings/generate.sh kotlin $(LIB) $(TARGET_DIR)/bindings/kotlin
 
 bindings-swift: build ## Generate the Swift bindings into target/bindings/swift
-	$(BINDGEN) generate --library $(LIB) --language swift --no-format --out-dir $(TARGET_DIR)/bindings/swift
+	UNIFFI_BINDGEN=$(BINDGEN) bash bindings/generate.sh swift $(LIB) $(TARGET_DIR)/bindings/swift
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)

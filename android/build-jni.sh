@@ -41,13 +41,10 @@ done
 
 # 2. Kotlin bindings, from the very library the AAR ships (library mode reads
 #    the UniFFI metadata symbols from it; any ABI would do).
-cargo build --bin uniffi-bindgen
 rm -rf "$GEN"
-"$TARGET_DIR/debug/uniffi-bindgen" generate \
-    --library "$TARGET_DIR/aarch64-linux-android/$PROFILE/libmlskit.so" \
-    --language kotlin --no-format \
-    --config "$HERE/uniffi-android.toml" \
-    --out-dir "$GEN"
+bash "$ROOT/bindings/generate.sh" kotlin \
+    "$TARGET_DIR/aarch64-linux-android/$PROFILE/libmlskit.so" "$GEN" \
+    --config "$HERE/uniffi-android.toml"
 [ -f "$GEN/dev/mlskit/mlskit.kt" ] || { echo "build-jni: $GEN/dev/mlskit/mlskit.kt missing" >&2; exit 1; }
 
 echo "build-jni: done"

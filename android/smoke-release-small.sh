@@ -31,8 +31,7 @@ echo "smoke-release-small: $nfn exported uniffi_mlskit_fn_* functions, $nmeta UN
 [ "$nfn" -gt 0 ] && [ "$nmeta" -gt 0 ] || fail "UniFFI symbols missing from $LIB"
 
 rm -rf "$OUT" && mkdir -p "$OUT"
-"$TARGET_DIR/debug/uniffi-bindgen" generate --library "$LIB" --language python --no-format \
-    --out-dir "$OUT" >"$OUT/bindgen.log" 2>&1 || { cat "$OUT/bindgen.log" >&2; fail "bindgen failed"; }
+bash "$ROOT/bindings/generate.sh" python "$LIB" "$OUT" || fail "bindgen failed"
 cp "$LIB" "$OUT/"
 cat >"$OUT/smoke.py" <<'PY'
 import mlskit as m

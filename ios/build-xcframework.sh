@@ -60,10 +60,8 @@ lipo -create $(for t in $MAC; do lib "$t"; done) -output "$OUT/macos/libmlskit.a
 for d in ios-device ios-simulator macos; do lipo -info "$OUT/$d/libmlskit.a"; done
 
 # 2. Swift bindings (library mode reads the UniFFI metadata from the library).
-cargo build --bin uniffi-bindgen
-"$TARGET_DIR/debug/uniffi-bindgen" generate \
-    --library "$TARGET_DIR/aarch64-apple-darwin/$PROFILE/libmlskit.dylib" \
-    --language swift --no-format --out-dir "$OUT/bindings"
+bash "$ROOT/bindings/generate.sh" swift \
+    "$TARGET_DIR/aarch64-apple-darwin/$PROFILE/libmlskit.dylib" "$OUT/bindings"
 cp "$OUT/bindings/MLSKitFFI.h" "$OUT/headers/"
 # The generated MLSKitFFI.modulemap is for a Clang module next to the header;
 # an xcframework wants a module.modulemap in its Headers folder. The static

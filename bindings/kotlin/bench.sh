@@ -6,7 +6,7 @@
 #   MLSKIT_LIB_DIR=$PWD/target/release MLSKIT_BINDGEN=$PWD/target/debug/uniffi-bindgen \
 #       bash bindings/kotlin/bench.sh --layer kotlin-map --sizes 100 --iterations 20
 #
-# The harness (src/test/kotlin/dev/mlskit/bench/Bench.kt) is compiled by the
+# The harness (tests/bench/kotlin/Bench.kt, a test source of the pom) is compiled by the
 # ordinary Maven build (test source set, no @Test), once per library folder
 # and again only after the library or the Kotlin sources change: generate.sh's
 # kotlin_exec_main, shared with cross-member.sh. stdout carries the harness's

@@ -4,7 +4,7 @@
 #
 #   bash bindings/kotlin/cross-member.sh WIRE NAME COMMAND [ARGS...]
 #
-# The member (src/test/kotlin/dev/mlskit/crosslang/Member.kt) is compiled by
+# The member (tests/cross_language/kotlin/Member.kt, a test source of the pom) is compiled by
 # the ordinary Maven build (test source set, no @Test). The first call, or one
 # after libmlskit.so, pom.xml or the Kotlin sources changed (or after
 # run-tests.sh wiped target/), regenerates the bindings like run-tests.sh,

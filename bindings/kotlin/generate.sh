@@ -56,25 +56,28 @@ kotlin_generate() {
     fi
     # 2. Fresh Kotlin bindings from that very library (generated code is never committed).
     rm -rf "$GEN_DIR"
-    if ! log="$("$BINDGEN" generate --library "$LIB_DIR/libmlskit.so" --language kotlin \
-            --no-format --out-dir "$GEN_DIR" 2>&1)"; then
-        echo "$me: uniffi-bindgen failed to generate Kotlin:" >&2
-        printf '%s\n' "$log" | sed -n '1,4p' >&2
-        return 1
-    fi
+    UNIFFI_BINDGEN="$BINDGEN" bash "$ROOT/bindings/generate.sh" kotlin "$LIB_DIR/libmlskit.so" "$GEN_DIR" \
+        || { echo "$me: generating the Kotlin bindings failed" >&2; return 1; }
     [ -f "$GEN_DIR/dev/mlskit/mlskit.kt" ] || { echo "$me: $GEN_DIR/dev/mlskit/mlskit.kt missing" >&2; return 1; }
 }
 
+# Why this is shell and not Maven: the cross-language test starts the Kotlin
+# member once per protocol step (a dozen JVMs per run) and the benchmark once
+# per layer; running Maven each time would add seconds per step. So the
+# classes are built once per library folder and reused until an input changes.
+#
 # Whether MAIN_DIR must be rebuilt to run $1 (a class name): something is
 # missing, it was built for another library folder, or the library, pom.xml,
-# this file or a Kotlin source changed since.
+# this file or a Kotlin source (ours, the cross-language member's, the
+# benchmark's) changed since.
 kotlin_main_stale() {
     local class_file="$MAIN_DIR/test-classes/${1//.//}.class"
     [ -f "$MAIN_DIR/stamp" ] && [ -s "$MAIN_DIR/runtime.classpath" ] && [ -f "$class_file" ] \
         && [ -f "$LIB_DIR/libmlskit.so" ] || return 0
     [ "$(cat "$MAIN_DIR/stamp")" = "$LIB_DIR" ] || return 0
     [ -n "$(find "$LIB_DIR/libmlskit.so" "$KOTLIN_HERE/pom.xml" "$KOTLIN_HERE/generate.sh" \
-        "$KOTLIN_HERE/src" -newer "$MAIN_DIR/stamp" -print -quit 2>/dev/null)" ]
+        "$KOTLIN_HERE/src" "$ROOT/tests/cross_language/kotlin" "$ROOT/tests/bench/kotlin" \
+        -newer "$MAIN_DIR/stamp" -print -quit 2>/dev/null)" ]
 }
 
 # Builds MAIN_DIR once: bindings as in kotlin_generate, `mvn test-compile` into

@@ -39,6 +39,7 @@ let package = Package(
         .executableTarget(
             name: "MLSKitCrossMember",
             dependencies: ["MLSKit"],
+            // A link to tests/cross_language/swift (SwiftPM takes no target outside the package).
             path: "Sources/MLSKitCrossMember"
         ),
         .testTarget(

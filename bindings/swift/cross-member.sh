@@ -4,7 +4,7 @@
 #   bash bindings/swift/cross-member.sh WIRE NAME COMMAND [ARGS...]
 #
 # The member is the executable target MLSKitCrossMember of Package.swift
-# (Sources/MLSKitCrossMember/main.swift). The first call, or one after
+# (Sources/MLSKitCrossMember, a link to tests/cross_language/swift/). The first call, or one after
 # libmlskit.so, Package.swift or the Swift sources changed, regenerates the
 # bindings like run-tests.sh and runs `swift build --product
 # MLSKitCrossMember` (in the chroot of swift-toolchain.sh on Linux without

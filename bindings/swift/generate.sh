@@ -15,10 +15,7 @@ install_if_changed() {
 
 swift_generate() {
     local lib=$1 bindgen=$2 gen=$3
-    "$bindgen" generate --library "$lib" --language swift --no-format \
-        --out-dir "$gen" >"$gen/bindgen.log" 2>&1 \
-        || { grep -m 3 -A 2 -E "panicked|^Error|error:" "$gen/bindgen.log" >&2 || tail -n 20 "$gen/bindgen.log" >&2
-             return 1; }
+    UNIFFI_BINDGEN="$bindgen" bash "$SWIFT_HERE/../generate.sh" swift "$lib" "$gen" || return 1
     # The generated modulemap says `use "Darwin"` (meaningless on Linux) and does
     # not link the library; this one works on Linux and macOS.
     cat >"$gen/module.modulemap" <<'MAP'

@@ -111,8 +111,8 @@ def python_package(profile: str) -> Path:
     for name in ("__init__.py", "py.typed"):
         shutil.copy(src / name, pkg / name)
     subprocess.run(
-        [str(bindgen), "generate", "--library", str(lib), "--language", "python", "--no-format", "--out-dir", str(pkg)],
-        check=True, stdout=subprocess.DEVNULL,
+        ["bash", str(ROOT / "bindings" / "generate.sh"), "python", str(lib), str(pkg)],
+        check=True, stdout=subprocess.DEVNULL, env={**os.environ, "UNIFFI_BINDGEN": str(bindgen)},
     )
     shutil.copy(lib, pkg / "libmlskit.so")
     return parent

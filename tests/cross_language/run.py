@@ -11,7 +11,7 @@ under target/cross-language/.
     python3 tests/cross_language/run.py
 
 Member commands (split like a shell would; run from the repo root):
-    PYTHON_MEMBER  default: <repo>/.venv/bin/python tests/cross_language/member.py
+    PYTHON_MEMBER  default: <repo>/.venv/bin/python tests/cross_language/python/member.py
                    (python3 if there is no .venv)
     KOTLIN_MEMBER  default: bash bindings/kotlin/cross-member.sh
     SWIFT_MEMBER   default: bash bindings/swift/cross-member.sh
@@ -37,7 +37,7 @@ def member_commands() -> dict[str, list[str]]:
     venv_python = os.path.join(REPO, ".venv", "bin", "python")
     python = venv_python if os.access(venv_python, os.X_OK) else "python3"
     defaults = {
-        "python": f"{shlex.quote(python)} tests/cross_language/member.py",
+        "python": f"{shlex.quote(python)} tests/cross_language/python/member.py",
         "kotlin": "bash bindings/kotlin/cross-member.sh",
         "swift": "bash bindings/swift/cross-member.sh",
     }

@@ -11,6 +11,7 @@ cargo build --release --manifest-path "$HERE/Cargo.toml" --target-dir "$TARGET" 
 cargo build --manifest-path "$ROOT/Cargo.toml" --bin uniffi-bindgen --target-dir "$TARGET" --quiet
 OUT=$TARGET/async_probe
 mkdir -p "$OUT"
+# Not bindings/generate.sh: this is the probe's own library, not libmlskit.
 "$TARGET/debug/uniffi-bindgen" generate --library "$TARGET/release/libasync_probe.so" \
     --language python --no-format --out-dir "$OUT"
 cp "$TARGET/release/libasync_probe.so" "$OUT/"

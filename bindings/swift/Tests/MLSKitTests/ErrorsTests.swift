@@ -5,7 +5,7 @@ import XCTest
 
 @testable import MLSKit
 
-final class ErrorTests: XCTestCase {
+final class ErrorsTests: XCTestCase {
     private func isMalformed(_ error: MlsError) -> Bool {
         if case .MalformedInput = error { return true }
         return false

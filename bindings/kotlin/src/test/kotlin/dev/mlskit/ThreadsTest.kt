@@ -17,7 +17,7 @@ import kotlin.test.assertTrue
  * no lost update: afterwards every member decrypts every message, and a
  * restarted client sees every group at its latest epoch.
  */
-class ThreadTest {
+class ThreadsTest {
     private val pairRounds = 12
     private val sharedMessagesPerThread = 25
 

@@ -59,7 +59,7 @@ private final class StartLine: @unchecked Sendable {
     }
 }
 
-final class ThreadTests: XCTestCase {
+final class ThreadsTests: XCTestCase {
     private static let perThread = 12
 
     func testEightThreadsOnSharedAndSeparateGroups() throws {

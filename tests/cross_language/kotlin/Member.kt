@@ -1,5 +1,5 @@
 // The Kotlin member of the cross-language test (tests/cross_language/PROTOCOL.md),
-// with the same commands as tests/cross_language/member.py. It lives in the test
+// with the same commands as tests/cross_language/python/member.py. It lives in the test
 // source set so that the Maven build compiles it without shipping it; it has no
 // @Test, so JUnit never runs it. Run it as its own JVM through
 // bindings/kotlin/cross-member.sh:

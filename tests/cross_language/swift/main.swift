@@ -3,7 +3,7 @@
 //
 //     MLSKitCrossMember WIRE NAME COMMAND [ARGS...]
 //
-// Same commands as tests/cross_language/member.py; state in WIRE/NAME.sqlite.
+// Same commands as tests/cross_language/python/member.py; state in WIRE/NAME.sqlite.
 import Foundation
 import MLSKit
 
