@@ -138,7 +138,10 @@ fn group_of(peers: &[Arc<Peer>], id: Vec<u8>, tolerance: u32) -> Vec<Arc<Group>>
         .client
         .create_group(Some(mlskit::GroupOptions {
             group_id: Some(id),
-            out_of_order_tolerance: tolerance,
+            join: mlskit::JoinOptions {
+                out_of_order_tolerance: tolerance,
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();

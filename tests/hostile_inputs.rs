@@ -239,7 +239,10 @@ fn world() -> World {
     let g2 = m0
         .client
         .create_group(Some(GroupOptions {
-            use_ratchet_tree_extension: false,
+            join: mlskit::JoinOptions {
+                use_ratchet_tree_extension: false,
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();

@@ -114,13 +114,6 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
     let options = GroupOptions {
         group_id: Some(gid.clone()),
         ciphersuite: Some(cs),
-        wire_format_policy: Some(policy),
-        padding_size: 32,
-        max_past_epochs: 2,
-        out_of_order_tolerance: 4,
-        maximum_forward_distance: 500,
-        use_ratchet_tree_extension: true,
-        allow_external_commits: true,
         required_extension_types: vec![CUSTOM_EXTENSION],
         required_proposal_types: vec![CUSTOM_PROPOSAL],
         required_credential_types: vec![1],
@@ -129,6 +122,15 @@ fn lifecycle(cs: Ciphersuite, policy: WireFormatPolicy) {
             identity: b"dave".to_vec(),
         }],
         custom_extensions: ext(b"v0"),
+        join: mlskit::JoinOptions {
+            wire_format_policy: Some(policy),
+            padding_size: 32,
+            max_past_epochs: 2,
+            out_of_order_tolerance: 4,
+            maximum_forward_distance: 500,
+            use_ratchet_tree_extension: true,
+            allow_external_commits: true,
+        },
     };
     let ga = a.create_group(Some(options.clone())).unwrap();
     assert!(matches!(
@@ -574,7 +576,10 @@ fn wire_format_of_handshakes() {
         let a = client_on(&FaultyStore::map(), "a");
         let g = a
             .create_group(Some(GroupOptions {
-                wire_format_policy: Some(policy),
+                join: mlskit::JoinOptions {
+                    wire_format_policy: Some(policy),
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap();
@@ -616,7 +621,10 @@ fn out_of_band_ratchet_tree() {
     );
     let ga = a
         .create_group(Some(GroupOptions {
-            use_ratchet_tree_extension: false,
+            join: mlskit::JoinOptions {
+                use_ratchet_tree_extension: false,
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();
@@ -895,7 +903,10 @@ fn own_messages_echoed_back() {
         let b = client_on(&FaultyStore::map(), "b");
         let ga = a
             .create_group(Some(GroupOptions {
-                wire_format_policy: Some(policy),
+                join: mlskit::JoinOptions {
+                    wire_format_policy: Some(policy),
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap();
@@ -950,8 +961,11 @@ fn redelivered_plaintext_proposal_is_not_queued_twice() {
     let sb = FaultyStore::map();
     let b = client_on(&sb, "b");
     let opts = Some(GroupOptions {
-        wire_format_policy: Some(WireFormatPolicy::PurePlaintext),
         required_proposal_types: vec![CUSTOM_PROPOSAL],
+        join: mlskit::JoinOptions {
+            wire_format_policy: Some(WireFormatPolicy::PurePlaintext),
+            ..Default::default()
+        },
         ..Default::default()
     });
     let ga = a.create_group(opts).unwrap();

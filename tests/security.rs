@@ -119,7 +119,10 @@ fn group_that_refuses_external_commits_writes_nothing_and_keeps_refusing_after_a
     let alice = client_on(&store, "alice");
     let ga = alice
         .create_group(Some(GroupOptions {
-            allow_external_commits: false,
+            join: mlskit::JoinOptions {
+                allow_external_commits: false,
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();

@@ -33,7 +33,7 @@ impl WireFormat {
 
 /// Runtime behaviour of a group on this client (also used when joining).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JoinSettings {
+pub struct JoinOptions {
     pub wire_format: WireFormat,
     pub padding_size: u32,
     pub max_past_epochs: u32,
@@ -44,7 +44,7 @@ pub struct JoinSettings {
     pub allow_external_commits: bool,
 }
 
-impl Default for JoinSettings {
+impl Default for JoinOptions {
     fn default() -> Self {
         Self {
             wire_format: WireFormat::default(),
@@ -58,7 +58,7 @@ impl Default for JoinSettings {
     }
 }
 
-impl JoinSettings {
+impl JoinOptions {
     /// The OpenMLS join config.
     pub fn join_config(&self) -> MlsGroupJoinConfig {
         MlsGroupJoinConfig::builder()
@@ -84,10 +84,10 @@ pub struct ExternalSenderSpec {
 
 /// Everything needed to create a group.
 #[derive(Clone, Debug, Default)]
-pub struct GroupSettings {
+pub struct GroupOptions {
     pub group_id: Option<Vec<u8>>,
     pub ciphersuite: Option<u16>,
-    pub join: JoinSettings,
+    pub join: JoinOptions,
     pub required_extension_types: Vec<u16>,
     pub required_proposal_types: Vec<u16>,
     pub required_credential_types: Vec<u16>,
@@ -97,7 +97,7 @@ pub struct GroupSettings {
 
 /// Client-wide choices that end up in every leaf node and key package.
 #[derive(Clone, Debug, Default)]
-pub struct ClientSettings {
+pub struct ClientOptions {
     /// Custom extension types this client supports (advertised in capabilities).
     pub custom_extension_types: Vec<u16>,
     /// Custom proposal types this client supports (advertised in capabilities).
@@ -106,7 +106,7 @@ pub struct ClientSettings {
     pub input_limits: InputLimits,
 }
 
-impl ClientSettings {
+impl ClientOptions {
     /// Leaf-node capabilities: `last_resort` plus our custom types.
     ///
     /// RFC 9420 §7.2: the default extension and proposal types (0x0001-0x0005
@@ -155,7 +155,7 @@ pub fn ciphersuite(id: Option<u16>) -> Result<Ciphersuite, CoreError> {
 
 /// Builds group context extensions from the settings.
 pub fn group_context_extensions(
-    settings: &GroupSettings,
+    settings: &GroupOptions,
 ) -> Result<Extensions<GroupContext>, CoreError> {
     let mut list = Vec::new();
     if !settings.required_extension_types.is_empty()

@@ -10,7 +10,7 @@ use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::RustCrypto;
 
-use crate::core::config::ClientSettings;
+use crate::core::config::ClientOptions;
 use crate::core::error::{self, CoreError};
 use crate::core::records;
 use crate::core::storage::overlay::{not_in_callback, Overlay};
@@ -23,7 +23,7 @@ pub(crate) struct ClientCore {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) crypto: RustCrypto,
     pub(crate) identity: Vec<u8>,
-    pub(crate) settings: ClientSettings,
+    pub(crate) settings: ClientOptions,
     signers: Mutex<HashMap<u16, Arc<SignatureKeyPair>>>,
     /// Serializes read-modify-write of the SDK index records.
     pub(crate) index_lock: Mutex<()>,
@@ -63,7 +63,7 @@ impl ClientCore {
         backend: Arc<dyn Backend>,
         crypto: RustCrypto,
         identity: Vec<u8>,
-        settings: ClientSettings,
+        settings: ClientOptions,
     ) -> Self {
         Self {
             backend,

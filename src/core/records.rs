@@ -7,7 +7,7 @@ use openmls::prelude::KeyPackageRef;
 use openmls_basic_credential::SignatureKeyPair;
 use serde::{Deserialize, Serialize};
 
-use crate::core::config::JoinSettings;
+use crate::core::config::JoinOptions;
 use crate::core::error::CoreError;
 use crate::core::storage::codec;
 use crate::core::storage::overlay::Overlay;
@@ -134,7 +134,7 @@ pub(crate) fn forget_consumed_key_packages(overlay: &Overlay) -> Result<(), Core
 pub(crate) fn put_policy(
     overlay: &Overlay,
     group_id: &[u8],
-    settings: &JoinSettings,
+    settings: &JoinOptions,
 ) -> Result<(), CoreError> {
     if settings.allow_external_commits {
         return Ok(());

@@ -39,7 +39,7 @@ impl Client {
         identity: Vec<u8>,
         options: Option<ClientOptions>,
     ) -> Result<Arc<Self>, MlsError> {
-        let settings: config::ClientSettings = options.unwrap_or_default().try_into()?;
+        let settings: config::ClientOptions = options.unwrap_or_default().try_into()?;
         let inner = core_client::Client::open(core_backend(storage), identity, settings)?;
         Ok(Arc::new(Self { inner }))
     }

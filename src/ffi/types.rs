@@ -70,6 +70,7 @@ impl From<WireFormatPolicy> for WireFormat {
 }
 
 /// Client-wide settings.
+// The FFI form of `crate::core::config::ClientOptions`, converted below.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct ClientOptions {
     /// Custom group context extension types this client supports (advertised in its key packages).
@@ -87,7 +88,7 @@ pub struct ClientOptions {
     pub max_input_bytes: Option<u64>,
 }
 
-impl TryFrom<ClientOptions> for config::ClientSettings {
+impl TryFrom<ClientOptions> for config::ClientOptions {
     type Error = CoreError;
 
     fn try_from(o: ClientOptions) -> Result<Self, CoreError> {
@@ -103,6 +104,7 @@ impl TryFrom<ClientOptions> for config::ClientSettings {
 }
 
 /// How to create key packages.
+// The FFI form of `crate::core::types::KeyPackageOptions`, converted below.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct KeyPackageOptions {
     /// Ciphersuite; the default is 0x0001.
@@ -117,6 +119,7 @@ pub struct KeyPackageOptions {
 }
 
 /// How this client runs a group it joins.
+// The FFI form of `crate::core::config::JoinOptions`, converted below.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct JoinOptions {
     /// Handshake framing; the default sends encrypted and accepts both.
@@ -146,7 +149,7 @@ pub struct JoinOptions {
 
 impl Default for JoinOptions {
     fn default() -> Self {
-        let d = config::JoinSettings::default();
+        let d = config::JoinOptions::default();
         Self {
             wire_format_policy: None,
             padding_size: d.padding_size,
@@ -159,7 +162,7 @@ impl Default for JoinOptions {
     }
 }
 
-impl From<JoinOptions> for config::JoinSettings {
+impl From<JoinOptions> for config::JoinOptions {
     fn from(o: JoinOptions) -> Self {
         Self {
             wire_format: o
@@ -210,7 +213,8 @@ pub(crate) fn ext_records(list: Vec<(u16, Vec<u8>)>) -> Vec<GroupExtension> {
 }
 
 /// Everything about a new group; every field has a default.
-#[derive(Debug, Clone, uniffi::Record)]
+// The FFI form of `crate::core::config::GroupOptions`, converted below.
+#[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct GroupOptions {
     /// The group id; random if absent.
     #[uniffi(default = None)]
@@ -218,29 +222,10 @@ pub struct GroupOptions {
     /// Ciphersuite; the default is 0x0001.
     #[uniffi(default = None)]
     pub ciphersuite: Option<Ciphersuite>,
-    /// Handshake framing; the default sends encrypted and accepts both.
-    #[uniffi(default = None)]
-    pub wire_format_policy: Option<WireFormatPolicy>,
-    /// Pad encrypted messages to a multiple of this many bytes (0: no padding).
-    #[uniffi(default = 0)]
-    pub padding_size: u32,
-    /// Past epochs whose keys are kept so late application messages still decrypt.
-    #[uniffi(default = 3)]
-    pub max_past_epochs: u32,
-    /// Out-of-order window per sender: a message up to `out_of_order_tolerance - 1`
-    /// generations older than the newest one received from that sender still decrypts.
-    #[uniffi(default = 5)]
-    pub out_of_order_tolerance: u32,
-    /// How far ahead of the expected generation a message may be.
-    #[uniffi(default = 1000)]
-    pub maximum_forward_distance: u32,
-    /// Put the ratchet tree into Welcomes and GroupInfos.
-    #[uniffi(default = true)]
-    pub use_ratchet_tree_extension: bool,
-    /// Take external commits (joins from a GroupInfo) into this group. With
-    /// false every external commit is refused with `ExternalCommitRefused`.
-    #[uniffi(default = true)]
-    pub allow_external_commits: bool,
+    /// How this client runs the group: the same options a member passes when
+    /// it joins (framing, padding, kept epochs, ratchet windows, external commits).
+    #[uniffi(default)]
+    pub join: JoinOptions,
     /// Extension types every member must support.
     #[uniffi(default)]
     pub required_extension_types: Vec<u16>,
@@ -258,47 +243,10 @@ pub struct GroupOptions {
     pub custom_extensions: Vec<GroupExtension>,
 }
 
-impl Default for GroupOptions {
-    fn default() -> Self {
-        let j = JoinOptions::default();
-        Self {
-            group_id: None,
-            ciphersuite: None,
-            wire_format_policy: None,
-            padding_size: j.padding_size,
-            max_past_epochs: j.max_past_epochs,
-            out_of_order_tolerance: j.out_of_order_tolerance,
-            maximum_forward_distance: j.maximum_forward_distance,
-            use_ratchet_tree_extension: j.use_ratchet_tree_extension,
-            allow_external_commits: j.allow_external_commits,
-            required_extension_types: Vec::new(),
-            required_proposal_types: Vec::new(),
-            required_credential_types: Vec::new(),
-            external_senders: Vec::new(),
-            custom_extensions: Vec::new(),
-        }
-    }
-}
-
-impl GroupOptions {
-    /// The fields this record shares with [`JoinOptions`], as one.
-    fn join_options(&self) -> JoinOptions {
-        JoinOptions {
-            wire_format_policy: self.wire_format_policy,
-            padding_size: self.padding_size,
-            max_past_epochs: self.max_past_epochs,
-            out_of_order_tolerance: self.out_of_order_tolerance,
-            maximum_forward_distance: self.maximum_forward_distance,
-            use_ratchet_tree_extension: self.use_ratchet_tree_extension,
-            allow_external_commits: self.allow_external_commits,
-        }
-    }
-}
-
-impl From<GroupOptions> for config::GroupSettings {
+impl From<GroupOptions> for config::GroupOptions {
     fn from(o: GroupOptions) -> Self {
         Self {
-            join: o.join_options().into(),
+            join: o.join.into(),
             group_id: o.group_id,
             ciphersuite: o.ciphersuite.map(Ciphersuite::id),
             required_extension_types: o.required_extension_types,
@@ -318,6 +266,7 @@ impl From<GroupOptions> for config::GroupSettings {
 }
 
 /// A group member.
+// The FFI form of `crate::core::types::Member`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Member {
     /// The member's leaf index (stable while it stays in the group).
@@ -341,6 +290,7 @@ impl From<core::Member> for Member {
 /// The messages an own commit produces. Send `commit` to the group, then call
 /// `merge_pending_commit()` once the Delivery Service accepted it (or
 /// `clear_pending_commit()` if it refused); send `welcome` to new members.
+// The FFI form of `crate::core::types::CommitBundle`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CommitBundle {
     /// The commit message for the current members.
@@ -362,6 +312,7 @@ impl From<core::CommitBundle> for CommitBundle {
 }
 
 /// A proposal message and the reference a commit will use for it.
+// The FFI form of `crate::core::types::ProposalBundle`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ProposalBundle {
     /// The proposal message to send to the group.
@@ -389,6 +340,7 @@ impl From<ProposalMode> for core::ProposalMode {
 }
 
 /// Whether a commit includes a proposal by reference or carries it by value.
+// The FFI form of `crate::core::types::ProposalMode`, converted below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum ProposalMode {
     /// Sent as its own message and committed by reference (any member may commit it).
@@ -398,6 +350,7 @@ pub enum ProposalMode {
 }
 
 /// Who sent a message.
+// The FFI form of `crate::core::types::Sender`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum Sender {
     /// A member, at this leaf index.
@@ -422,6 +375,7 @@ impl From<core::Sender> for Sender {
 }
 
 /// What a proposal asks for.
+// The FFI form of `crate::core::types::ProposalContent`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum ProposalContent {
     /// Add the member of this key package.
@@ -456,6 +410,7 @@ pub enum ProposalContent {
 }
 
 /// A proposal with its sender and reference.
+// The FFI form of `crate::core::types::ProposalInfo`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ProposalInfo {
     /// What it proposes.
@@ -508,6 +463,7 @@ impl From<core::ProposalInfo> for ProposalInfo {
 }
 
 /// A member a commit adds.
+// The FFI form of `crate::core::types::AddedMember`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AddedMember {
     /// The identity in the new member's credential.
@@ -517,6 +473,7 @@ pub struct AddedMember {
 }
 
 /// A member a commit removes.
+// The FFI form of `crate::core::types::RemovedMember`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RemovedMember {
     /// The removed leaf index.
@@ -526,6 +483,7 @@ pub struct RemovedMember {
 }
 
 /// An application-defined proposal carried by a commit.
+// The FFI form of `crate::core::types::CustomProposal`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CustomProposal {
     /// The proposal type code.
@@ -535,6 +493,7 @@ pub struct CustomProposal {
 }
 
 /// Everything a commit does, to check before merging it.
+// The FFI form of `crate::core::types::CommitInfo`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CommitInfo {
     /// Who committed. A member's identity is the one its signature was
@@ -752,6 +711,7 @@ pub struct OwnKeyPackage {
 }
 
 /// What a Welcome would give us, read without joining.
+// The FFI form of `crate::core::types::WelcomeInfo`, converted below.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct WelcomeInfo {
     /// The group id.

@@ -198,7 +198,7 @@ def make_trio(
     bundle = ga.add_members(kps)
     ga.merge_pending_commit()
     assert bundle.welcome is not None
-    tree = None if (group_options is None or group_options.use_ratchet_tree_extension) else ga.export_ratchet_tree()
+    tree = None if (group_options is None or group_options.join.use_ratchet_tree_extension) else ga.export_ratchet_tree()
     gb = clients[1].join_group(bundle.welcome, tree)
     gc = clients[2].join_group(bundle.welcome, tree)
     return Trio(storages, clients, [ga, gb, gc])

@@ -104,7 +104,7 @@ def build_corpus() -> Corpus:
     kp = dave.create_key_packages(1)[0]
     # Welcome for dave from a separate group so the trio stays at epoch 1.
     erin = mlskit.Client(DictStorage(), b"erin", CLIENT_OPTIONS)
-    side = erin.create_group(mlskit.GroupOptions(use_ratchet_tree_extension=False))
+    side = erin.create_group(mlskit.GroupOptions(join=mlskit.JoinOptions(use_ratchet_tree_extension=False)))
     b = side.add_members(dave.create_key_packages(1))
     side.merge_pending_commit()
     assert b.welcome is not None

@@ -161,7 +161,7 @@ def test_each_ciphersuite(cs: mlskit.Ciphersuite) -> None:
     ],
 )
 def test_wire_format_policies(policy: mlskit.WireFormatPolicy, handshake_kind: mlskit.MessageKind) -> None:
-    t = make_trio(group_options=mlskit.GroupOptions(wire_format_policy=policy))
+    t = make_trio(group_options=mlskit.GroupOptions(join=mlskit.JoinOptions(wire_format_policy=policy)))
     # Joiners use the default policy unless told otherwise; make bob follow the group.
     bundle = t.alice.self_update()
     info = mlskit.parse_message(bundle.commit)
@@ -182,7 +182,7 @@ def test_wire_format_policies(policy: mlskit.WireFormatPolicy, handshake_kind: m
 
 
 def test_pure_ciphertext_joiner_rejects_plaintext_commit() -> None:
-    t = make_trio(group_options=mlskit.GroupOptions(wire_format_policy=mlskit.WireFormatPolicy.PURE_PLAINTEXT))
+    t = make_trio(group_options=mlskit.GroupOptions(join=mlskit.JoinOptions(wire_format_policy=mlskit.WireFormatPolicy.PURE_PLAINTEXT)))
     dave = new_client(b"dave")
     kp = dave.create_key_packages(1)[0]
     bundle = t.alice.add_members([kp])
@@ -198,7 +198,7 @@ def test_pure_ciphertext_joiner_rejects_plaintext_commit() -> None:
 
 
 def test_padding_hides_length() -> None:
-    t = make_trio(group_options=mlskit.GroupOptions(padding_size=256))
+    t = make_trio(group_options=mlskit.GroupOptions(join=mlskit.JoinOptions(padding_size=256)))
     a = t.alice.encrypt(b"a", b"")
     b = t.alice.encrypt(b"a" * 100, b"")
     assert len(a) == len(b)
@@ -296,7 +296,7 @@ def test_inspect_welcome_writes_nothing_and_matches_join() -> None:
 
 
 def test_join_with_out_of_band_ratchet_tree() -> None:
-    opts = mlskit.GroupOptions(use_ratchet_tree_extension=False)
+    opts = mlskit.GroupOptions(join=mlskit.JoinOptions(use_ratchet_tree_extension=False))
     alice, bob = new_client(b"alice"), new_client(b"bob")
     g = alice.create_group(opts)
     bundle = g.add_members([bob.create_key_packages(1)[0]])
@@ -452,7 +452,7 @@ def test_pending_commit_clear_and_errors(trio: Trio) -> None:
 
 @pytest.mark.parametrize("policy", [mlskit.WireFormatPolicy.MIXED_CIPHERTEXT, mlskit.WireFormatPolicy.MIXED_PLAINTEXT])
 def test_echo_of_own_pending_commit_is_its_acknowledgement(policy: mlskit.WireFormatPolicy) -> None:
-    t = make_trio(group_options=mlskit.GroupOptions(wire_format_policy=policy))
+    t = make_trio(group_options=mlskit.GroupOptions(join=mlskit.JoinOptions(wire_format_policy=policy)))
     epoch = t.alice.epoch()
     bundle = t.alice.self_update()
     for _ in range(2):  # a re-delivered echo is still the acknowledgement

@@ -108,7 +108,7 @@ class Peer:
 
 def build(peers: List[Peer], gid: bytes, tolerance: int = 5) -> List[mlskit.Group]:
     creator = peers[0]
-    g = creator.client.create_group(mlskit.GroupOptions(group_id=gid, out_of_order_tolerance=tolerance))
+    g = creator.client.create_group(mlskit.GroupOptions(group_id=gid, join=mlskit.JoinOptions(out_of_order_tolerance=tolerance)))
     kps = [p.client.create_key_packages(1)[0] for p in peers[1:]]
     bundle = g.add_members(kps)
     g.merge_pending_commit()

@@ -9,7 +9,7 @@ use openmls::prelude::*;
 use openmls::schedule::Psk;
 
 use crate::core::client::Client;
-use crate::core::config::{self, JoinSettings};
+use crate::core::config::{self, JoinOptions};
 use crate::core::context::{finish, lock};
 use crate::core::error::{self, CoreError};
 use crate::core::group::describe_member;
@@ -32,13 +32,13 @@ pub(super) struct UnconfirmedJoin {
     epoch: u64,
     /// Tells the state this join made from any other state at that epoch.
     authenticator: Vec<u8>,
-    settings: JoinSettings,
+    settings: JoinOptions,
     /// The external commit to send, for joins by external commit.
     commit: Option<Vec<u8>>,
 }
 
 impl UnconfirmedJoin {
-    fn of(group: &MlsGroup, settings: &JoinSettings, commit: Option<Vec<u8>>) -> Self {
+    fn of(group: &MlsGroup, settings: &JoinOptions, commit: Option<Vec<u8>>) -> Self {
         Self {
             group_id: group.group_id().as_slice().to_vec(),
             epoch: group.epoch().as_u64(),
@@ -107,7 +107,7 @@ impl Client {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let (staged, psks) = stage_welcome(
                 &provider,
-                &JoinSettings::default().join_config(),
+                &JoinOptions::default().join_config(),
                 welcome,
                 tree,
             )?;
@@ -132,7 +132,7 @@ impl Client {
         &self,
         welcome: &[u8],
         ratchet_tree: Option<&[u8]>,
-        settings: &JoinSettings,
+        settings: &JoinOptions,
     ) -> Result<Arc<GroupHandle>, CoreError> {
         let digest = self.join_digest(welcome, ratchet_tree)?;
         let welcome = self.parse_welcome(welcome)?;
@@ -165,7 +165,7 @@ impl Client {
         &self,
         group_info: &[u8],
         ratchet_tree: Option<&[u8]>,
-        settings: &JoinSettings,
+        settings: &JoinOptions,
     ) -> Result<(Arc<GroupHandle>, Vec<u8>), CoreError> {
         let info = match message::parse(group_info, &self.core.settings.input_limits)?.extract() {
             MlsMessageBodyIn::GroupInfo(gi) => gi,
@@ -255,7 +255,7 @@ impl Client {
     fn landed_join(
         &self,
         digest: &[u8],
-        settings: &JoinSettings,
+        settings: &JoinOptions,
     ) -> Result<Option<LandedJoin>, CoreError> {
         let join = {
             let mut joins = lock(&self.unconfirmed_joins);

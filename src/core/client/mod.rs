@@ -17,7 +17,7 @@ pub use key_packages::{
     DEFAULT_KEY_PACKAGE_LIFETIME_SECS, MAX_KEY_PACKAGES_PER_CALL, MAX_KEY_PACKAGE_LIFETIME_SECS,
 };
 
-use crate::core::config::{self, ClientSettings, GroupSettings};
+use crate::core::config::{self, ClientOptions, GroupOptions};
 use crate::core::context::{finish, lock, ClientCore};
 use crate::core::error::CoreError;
 use crate::core::group::GroupHandle;
@@ -47,7 +47,7 @@ impl Client {
     pub fn open(
         backend: Arc<dyn Backend>,
         identity: Vec<u8>,
-        settings: ClientSettings,
+        settings: ClientOptions,
     ) -> Result<Self, CoreError> {
         if identity.is_empty() {
             return Err(CoreError::validation("identity must not be empty"));
@@ -132,7 +132,7 @@ impl Client {
     }
 
     /// Creates a group with us as its only member.
-    pub fn create_group(&self, settings: &GroupSettings) -> Result<Arc<GroupHandle>, CoreError> {
+    pub fn create_group(&self, settings: &GroupOptions) -> Result<Arc<GroupHandle>, CoreError> {
         let core = &self.core;
         let cs = config::ciphersuite(settings.ciphersuite)?;
         let extensions = config::group_context_extensions(settings)?;

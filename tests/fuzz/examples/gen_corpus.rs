@@ -81,7 +81,10 @@ fn main() {
     let ga = a
         .create_group(Some(GroupOptions {
             group_id: Some(GROUP_ID.to_vec()),
-            wire_format_policy: Some(WireFormatPolicy::MixedPlaintext),
+            join: mlskit::JoinOptions {
+                wire_format_policy: Some(WireFormatPolicy::MixedPlaintext),
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();

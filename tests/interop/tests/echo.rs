@@ -54,7 +54,10 @@ fn kit_echo(step: &str, author: &KitMember, commit: &Commit, others: &[&dyn Memb
 /// commit comes back as an echo first.
 fn mlskit_own_commit_echo(policy: WireFormatPolicy, framing: MessageKind) {
     let alice = KitMember::new("alice").with_group_options(GroupOptions {
-        wire_format_policy: Some(policy),
+        join: mlskit::JoinOptions {
+            wire_format_policy: Some(policy),
+            ..Default::default()
+        },
         ..GroupOptions::default()
     });
     let bob = RsMember::new("bob");

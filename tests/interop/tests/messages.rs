@@ -164,7 +164,10 @@ fn padded_messages(padded: &KitMember, plain: &RsMember) {
 #[test]
 fn padded_mlskit_creator_and_mls_rs_member() {
     let alice = KitMember::new("alice").with_group_options(GroupOptions {
-        padding_size: PADDING,
+        join: mlskit::JoinOptions {
+            padding_size: PADDING,
+            ..Default::default()
+        },
         ..GroupOptions::default()
     });
     let bob = RsMember::new("bob");

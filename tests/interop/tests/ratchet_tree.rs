@@ -18,7 +18,10 @@ fn rs_without_tree_in_welcome(identity: &str) -> RsMember {
 /// An MLSKit member whose group's Welcomes leave the ratchet tree out.
 fn kit_without_tree_in_welcome(identity: &str) -> KitMember {
     KitMember::new(identity).with_group_options(GroupOptions {
-        use_ratchet_tree_extension: false,
+        join: mlskit::JoinOptions {
+            use_ratchet_tree_extension: false,
+            ..Default::default()
+        },
         ..GroupOptions::default()
     })
 }

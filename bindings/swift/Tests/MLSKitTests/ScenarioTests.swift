@@ -250,7 +250,7 @@ final class ScenarioTests: XCTestCase {
     func testMissingRatchetTreeIsTypedAndTheTreeCanComeOutOfBand() throws {
         let alice = try makeClient("alice")
         let bob = try makeClient("bob")
-        let group = try alice.createGroup(options: GroupOptions(useRatchetTreeExtension: false))
+        let group = try alice.createGroup(options: GroupOptions(join: JoinOptions(useRatchetTreeExtension: false)))
         let bundle = try group.addMembers(keyPackages: [oneKeyPackage(bob)])
         try group.mergePendingCommit()
         let welcome = try XCTUnwrap(bundle.welcome)
@@ -272,7 +272,7 @@ final class ScenarioTests: XCTestCase {
         for policy in [WireFormatPolicy.mixedCiphertext, .mixedPlaintext] {
             let alice = try makeClient("alice")
             let bob = try makeClient("bob")
-            let group = try alice.createGroup(options: GroupOptions(wireFormatPolicy: policy))
+            let group = try alice.createGroup(options: GroupOptions(join: JoinOptions(wireFormatPolicy: policy)))
             let bundle = try group.addMembers(keyPackages: [oneKeyPackage(bob)])
             for _ in 0..<2 {
                 guard case .ownCommit(let newEpoch) = try group.processMessage(message: bundle.commit) else {

@@ -1,64 +1,12 @@
 //! `StorageProvider` for the overlay: every OpenMLS record is one key
 //! (`mls_key(label, key)`), lists are one record of CBOR items.
 
-use openmls_traits::storage::{traits, Entity, Key, StorageProvider, CURRENT_VERSION};
-use serde::Serialize;
+use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
 
 use super::{label, mls_key, StorageFault, R};
 use crate::core::error::CoreError;
 use crate::core::storage::codec;
 use crate::core::storage::overlay::Overlay;
-
-impl Overlay {
-    fn read_entity<T: Entity<CURRENT_VERSION>>(&self, key: &[u8]) -> R<Option<T>> {
-        self.get_value(key).map_err(StorageFault)
-    }
-
-    fn write_entity<T: Serialize + ?Sized>(&self, key: Vec<u8>, value: &T) -> R<()> {
-        self.put_value(key, value).map_err(StorageFault)
-    }
-
-    fn read_one<K: Key<CURRENT_VERSION>, T: Entity<CURRENT_VERSION>>(
-        &self,
-        label: &str,
-        key: &K,
-    ) -> R<Option<T>> {
-        let key = mls_key(label, key)?;
-        self.read_entity(&key)
-    }
-
-    fn write_one<K: Key<CURRENT_VERSION>, T: Serialize + ?Sized>(
-        &self,
-        label: &str,
-        key: &K,
-        value: &T,
-    ) -> R<()> {
-        let key = mls_key(label, key)?;
-        self.write_entity(key, value)
-    }
-
-    fn delete_one<K: Key<CURRENT_VERSION>>(&self, label: &str, key: &K) -> R<()> {
-        let key = mls_key(label, key)?;
-        self.delete(key);
-        Ok(())
-    }
-
-    /// Lists are one record holding the CBOR encoding of each item.
-    fn read_list_raw(&self, key: &[u8]) -> R<Vec<Vec<u8>>> {
-        Ok(self.read_entity_raw(key)?.unwrap_or_default())
-    }
-
-    fn read_entity_raw(&self, key: &[u8]) -> R<Option<Vec<Vec<u8>>>> {
-        self.get_value(key).map_err(StorageFault)
-    }
-
-    fn read_list<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> R<Vec<T>> {
-        self.read_list_raw(key)?
-            .iter()
-            .map(|item| codec::decode(key, item).map_err(|e| StorageFault(self.record(e))))
-            .collect()
-    }
-}
 
 macro_rules! group_record {
     ($write:ident, $read:ident, $delete:ident, $label:expr, $ty:ident) => {

@@ -304,7 +304,7 @@ class ScenarioTest {
     fun missingRatchetTreeIsTypedAndTheTreeCanComeOutOfBand() {
         newClient("alice").use { alice ->
             newClient("bob").use { bob ->
-                alice.createGroup(GroupOptions(useRatchetTreeExtension = false)).use { ga ->
+                alice.createGroup(GroupOptions(join = JoinOptions(useRatchetTreeExtension = false))).use { ga ->
                     val bundle = ga.addMembers(listOf(bob.createKeyPackages(1u).single()))
                     ga.mergePendingCommit()
                     val welcome = assertNotNull(bundle.welcome)
@@ -324,7 +324,7 @@ class ScenarioTest {
     @Test
     fun echoOfOwnPendingCommitIsItsAcknowledgement() {
         for (policy in listOf(WireFormatPolicy.MIXED_CIPHERTEXT, WireFormatPolicy.MIXED_PLAINTEXT)) {
-            makeTrio(groupOptions = GroupOptions(wireFormatPolicy = policy)).use { t ->
+            makeTrio(groupOptions = GroupOptions(join = JoinOptions(wireFormatPolicy = policy))).use { t ->
                 val epoch = t.alice.epoch()
                 val bundle = t.alice.selfUpdate()
                 repeat(2) {

@@ -26,7 +26,7 @@ class ThreadsTest {
         val stores = List(3) { MapStorage() }
         // Let late, reordered messages of one sender through (threads interleave generations).
         val tolerant = JoinOptions(outOfOrderTolerance = 1000u)
-        val groupOptions = GroupOptions(outOfOrderTolerance = 1000u)
+        val groupOptions = GroupOptions(join = JoinOptions(outOfOrderTolerance = 1000u))
         val (alice, bob, carol) = stores.zip(listOf("alice", "bob", "carol")).map { (s, n) -> newClient(n, s) }
         try {
             // Four two-member groups alice+bob, and one three-member shared group.
