@@ -1,6 +1,6 @@
 // AsyncClient / AsyncGroup: a group's operations stay in call order, groups
 // run in parallel, the cooperative pool never blocks, cancellation never
-// leaves a half-done operation, and errors keep their types (as test_aio.py
+// leaves a half-done operation, and errors keep their types (as test_async.py
 // and AsyncTest.kt).
 import Dispatch
 import Foundation

@@ -20,7 +20,7 @@ import kotlinx.coroutines.withContext
 
 // AsyncClient / AsyncGroup: a group's operations stay in call order, groups
 // run in parallel, the caller's thread never blocks, cancellation never leaves
-// a half-done operation, and errors keep their types (as test_aio.py).
+// a half-done operation, and errors keep their types (as test_async.py).
 
 /** A MapStorage whose commits sleep [delayMs] (before applying) while it is set, and tell when one started. */
 class SlowStorage(val inner: MapStorage = MapStorage()) : StorageBackend by inner {
