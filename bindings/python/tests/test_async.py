@@ -171,6 +171,52 @@ def test_a_staged_commit_is_merged_in_the_groups_turn() -> None:
     asyncio.run(main())
 
 
+def test_delete_group_waits_for_the_calls_queued_before_it() -> None:
+    async def main() -> None:
+        store = SlowStorage()
+        a, ga, _, _ = await pair(store)
+        store.delay = 0.2
+        update = asyncio.ensure_future(ga.self_update())
+        merge = asyncio.ensure_future(ga.merge_pending_commit())
+        await asyncio.sleep(0)
+        await a.delete_group(ga.blocking.id())
+        # Out of turn, the delete would have run between them: merge would fail with UnknownGroup.
+        await update
+        await merge
+        store.delay = 0.0
+        with pytest.raises(mlskit.MlsError.UnknownGroup):
+            await ga.epoch()
+        assert await a.group_ids() == []
+
+    asyncio.run(main())
+
+
+def test_keyword_arguments_pass_through() -> None:
+    async def main() -> None:
+        _, ga, _, _ = await pair()
+        info = await ga.export_group_info(with_ratchet_tree=False)
+        assert mlskit.parse_message(info).kind == mlskit.MessageKind.GROUP_INFO
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_open_runs_to_its_end_before_the_caller_returns() -> None:
+    async def main() -> None:
+        store = SlowStorage()
+        store.delay = 0.3
+        opening = asyncio.ensure_future(mlskit.aio.AsyncClient.open(store, b"alice"))
+        while not store.started.is_set():
+            await asyncio.sleep(0.01)
+        commits = store.commits
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        # The open's batch (identity, keys, lease) was applied before the caller got control back.
+        assert store.commits == commits + 1
+
+    asyncio.run(main())
+
+
 def test_errors_keep_their_types() -> None:
     async def main() -> None:
         _, ga, _, _ = await pair()

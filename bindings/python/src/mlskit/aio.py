@@ -36,11 +36,6 @@ from . import mlskit as _m
 __all__ = ["AsyncClient", "AsyncGroup"]
 
 
-async def _run(executor: Optional[concurrent.futures.Executor], fn: Callable[..., Any], *args: Any) -> Any:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, functools.partial(fn, *args))
-
-
 async def _run_to_end(executor: Optional[concurrent.futures.Executor], fn: Callable[..., Any], *args: Any) -> Any:
     """Runs `fn` in a thread; if the caller is cancelled meanwhile, waits
     for the call to end before letting the cancellation through."""
@@ -57,15 +52,15 @@ async def _run_to_end(executor: Optional[concurrent.futures.Executor], fn: Calla
         raise
 
 
-def _awaitable(blocking: Any, name: str, run: Callable[[Callable[..., Any], tuple], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _awaitable(blocking: Any, name: str, run: Callable[[Callable[[], Any]], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """`blocking.name` as a coroutine function that calls it through `run`."""
     method = getattr(blocking, name)
     if not callable(method):
         raise AttributeError(name)
 
     @functools.wraps(method)
-    async def call(*args: Any) -> Any:
-        return await run(method, args)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await run(functools.partial(method, *args, **kwargs))
 
     return call
 
@@ -83,11 +78,11 @@ class AsyncGroup:
 
     async def merge_staged_commit(self, commit: _m.StagedCommit) -> None:
         """`commit.merge()` of a commit `process_message` returned, in this group's turn."""
-        await self._in_turn(commit.merge, ())
+        await self._in_turn(commit.merge)
 
-    async def _in_turn(self, method: Callable[..., Any], args: tuple) -> Any:
+    async def _in_turn(self, call: Callable[[], Any]) -> Any:
         async with self._lock:
-            result = await _run_to_end(self._client.executor, method, *args)
+            result = await _run_to_end(self._client.executor, call)
         return self._client._wrap(result)
 
 
@@ -107,8 +102,9 @@ class AsyncClient:
         options: Optional[_m.ClientOptions] = None,
         executor: Optional[concurrent.futures.Executor] = None,
     ) -> "AsyncClient":
-        """Opens the client (`Client(storage, identity, options)`) in a thread."""
-        client = await _run(executor, _m.Client, storage, identity, options)
+        """Opens the client (`Client(storage, identity, options)`) in a thread;
+        a cancelled caller waits for the open to end (it takes the store over)."""
+        client = await _run_to_end(executor, _m.Client, storage, identity, options)
         return cls(client, executor)
 
     def _lock_of(self, group_id: bytes) -> asyncio.Lock:
@@ -127,5 +123,10 @@ class AsyncClient:
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         return _awaitable(self.blocking, name, self._now)
 
-    async def _now(self, method: Callable[..., Any], args: tuple) -> Any:
-        return self._wrap(await _run_to_end(self.executor, method, *args))
+    async def delete_group(self, group_id: bytes) -> None:
+        """`Client.delete_group`, in the group's turn (after the calls queued before it)."""
+        async with self._lock_of(bytes(group_id)):
+            await _run_to_end(self.executor, self.blocking.delete_group, group_id)
+
+    async def _now(self, call: Callable[[], Any]) -> Any:
+        return self._wrap(await _run_to_end(self.executor, call))

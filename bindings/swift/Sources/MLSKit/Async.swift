@@ -308,42 +308,69 @@ private final class GroupQueues: @unchecked Sendable {
     }
 }
 
-/// Whether the task that enqueued a call was cancelled before the call started.
-private final class CallState: @unchecked Sendable {
-    // @unchecked: `cancelled` is only touched with `lock` held.
+/// One call's state: waiting for its turn (holding its continuation),
+/// started, or finished. Whoever moves it out of "waiting" resumes the
+/// continuation, so it is resumed exactly once.
+private final class Call<T: Sendable>: @unchecked Sendable {
+    // @unchecked: `cancelled` and `waiting` are only touched with `lock` held.
     private let lock = NSLock()
     private var cancelled = false
+    private var waiting: CheckedContinuation<Result<T, Error>, Never>?
 
+    /// Parks the caller; false (and resumed with `CancellationError`) if the
+    /// task was cancelled already.
+    func park(_ continuation: CheckedContinuation<Result<T, Error>, Never>) -> Bool {
+        lock.lock()
+        if cancelled {
+            lock.unlock()
+            continuation.resume(returning: .failure(CancellationError()))
+            return false
+        }
+        waiting = continuation
+        lock.unlock()
+        return true
+    }
+
+    /// The task was cancelled: a call that has not started is dropped and its
+    /// caller released now; a started one runs on.
     func cancel() {
         lock.lock()
         cancelled = true
+        let parked = waiting
+        waiting = nil
         lock.unlock()
+        parked?.resume(returning: .failure(CancellationError()))
     }
 
-    /// True if the call may start (not cancelled); once started it is never skipped.
-    func start() -> Bool {
+    /// The call's turn came: the continuation to resume with its result, or
+    /// nil if it was dropped.
+    func start() -> CheckedContinuation<Result<T, Error>, Never>? {
         lock.lock()
         defer { lock.unlock() }
-        return !cancelled
+        let parked = waiting
+        waiting = nil
+        return parked
     }
 }
 
 /// Runs `body` on `queue` to its end even if the calling task is cancelled
 /// meanwhile; a cancelled caller then gets `CancellationError` instead of the
-/// result. A call cancelled before `queue` reached it does not run.
+/// result. A call cancelled before `queue` reached it does not run, and its
+/// caller is released at once.
 private func runToEnd<T: Sendable>(
     on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T
 ) async throws -> T {
-    let state = CallState()
+    let call = Call<T>()
     let result: Result<T, Error> = await withTaskCancellationHandler {
         await withCheckedContinuation { (done: CheckedContinuation<Result<T, Error>, Never>) in
+            guard call.park(done) else { return }
             queue.async {
-                guard state.start() else { return done.resume(returning: .failure(CancellationError())) }
+                guard let done = call.start() else { return }
                 done.resume(returning: Result { try body() })
             }
         }
     } onCancel: {
-        state.cancel()
+        call.cancel()
     }
     try Task.checkCancellation()
     return try result.get()

@@ -174,10 +174,13 @@ final class AsyncTests: XCTestCase {
         let waiting = Task { try await ga.encrypt(plaintext: bytes("waiter")) }
         try await Task.sleep(nanoseconds: 50_000_000)
         waiting.cancel()
+        let cancelledAt = Date()
         do {
             _ = try await waiting.value
             XCTFail("a cancelled waiter got a result")
         } catch is CancellationError {}
+        // Released at once, not when the call ahead of it ends (0.3 s commit).
+        XCTAssertLessThan(Date().timeIntervalSince(cancelledAt), 0.15, "the cancelled waiter was held")
         _ = try await first.value
         try await Task.sleep(nanoseconds: 400_000_000)
         XCTAssertEqual(store.commits, commits + 1, "the cancelled waiter ran")
@@ -201,6 +204,22 @@ final class AsyncTests: XCTestCase {
 
     func testCancellingEncryptInTheMiddleOfItsCommitLeavesBeforeOrAfter() async throws {
         try await cancelInTheMiddleOfACommit(selfUpdate: false)
+    }
+
+    func testATaskCancelledBeforeItsTurnNeverRunsItsCall() async throws {
+        let store = SlowStorage()
+        let p = try await asyncPair(store)
+        let commits = store.commits
+        let ga = p.ga
+        let job = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await ga.encrypt(plaintext: bytes("never"))
+        }
+        do {
+            _ = try await job.value
+            XCTFail("a cancelled task's encrypt returned")
+        } catch is CancellationError {}
+        XCTAssertEqual(store.commits, commits, "a cancelled task's encrypt ran")
     }
 
     func testAStagedCommitIsMergedInTheGroupsTurn() async throws {

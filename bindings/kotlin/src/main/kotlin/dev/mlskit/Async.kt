@@ -233,10 +233,13 @@ class AsyncGroup internal constructor(val blocking: Group, private val client: A
 
 /**
  * Runs [block] on [dispatcher] to its end even if the caller is cancelled
- * meanwhile; a cancelled caller then gets a `CancellationException` (the
- * prompt cancellation of [withContext], checked again here) instead of the result.
+ * meanwhile; a cancelled caller then gets a `CancellationException` instead of
+ * the result. A caller already cancelled when its turn comes does not run it.
  */
 private suspend fun <T> runToEnd(dispatcher: CoroutineDispatcher, block: () -> T): T {
+    // A caller cancelled before its call starts never runs it (taking a free
+    // Mutex does not check for cancellation, and NonCancellable would not either).
+    currentCoroutineContext().ensureActive()
     val result = withContext(dispatcher + NonCancellable) { block() }
     // withContext skips that check when it did not need to switch threads.
     currentCoroutineContext().ensureActive()

@@ -161,6 +161,21 @@ class AsyncTest {
     fun cancellingEncryptInTheMiddleOfItsCommitLeavesBeforeOrAfter() = cancelInTheMiddleOfACommit(false)
 
     @Test
+    fun aCallerCancelledBeforeItsTurnNeverRunsItsCall() = runBlocking(Dispatchers.Default) {
+        val store = SlowStorage()
+        val p = pair(store)
+        val commits = store.inner.commits
+        // Cancelled while busy elsewhere, then calling with the group's lock free.
+        val job = async {
+            coroutineContext[kotlinx.coroutines.Job]!!.cancel()
+            p.ga.encrypt(b("never"))
+        }
+        assertFailsWith<CancellationException> { job.await() }
+        assertEquals(commits, store.inner.commits, "a cancelled caller's encrypt ran")
+        assertBytes("next", processApp(p.gb, p.ga.encrypt(b("next"))).plaintext)
+    }
+
+    @Test
     fun aStagedCommitIsMergedInTheGroupsTurn() = runBlocking(Dispatchers.Default) {
         val p = pair()
         val bobAsync = AsyncClient(p.b)
