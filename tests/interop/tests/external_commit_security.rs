@@ -163,3 +163,56 @@ fn rejoin_under_the_same_identity_may_remove_the_old_leaf() {
         "bob's old leaf is gone, his new one is there"
     );
 }
+
+/// RFC 9420 §12.4.3.2: an external commit carries only ExternalInit, at most
+/// one Remove and PSK proposals. mls-rs builds one with a custom proposal
+/// (of a type every member supports, so only that rule can refuse it).
+#[test]
+fn external_commit_with_a_custom_proposal_is_refused_and_changes_nothing() {
+    const CUSTOM: u16 = 0xF0A1;
+    let options = mlskit::ClientOptions {
+        custom_proposal_types: vec![CUSTOM],
+        ..Default::default()
+    };
+    let alice = mlskit::Client::new(mlskit::memory_storage(), b"alice".to_vec(), Some(options))
+        .expect("alice");
+    let group = alice.create_group(None).expect("group");
+    let group_info = group.export_group_info(true).expect("group info");
+
+    let suite = mls_rs::CipherSuite::CURVE25519_AES128;
+    let crypto = RustCryptoProvider::default();
+    let (secret, public): (SignatureSecretKey, _) = crypto
+        .cipher_suite_provider(suite)
+        .expect("ciphersuite")
+        .signature_key_generate()
+        .expect("signature key");
+    let credential = BasicCredential::new(b"eve".to_vec()).into_credential();
+    let eve = mls_rs::Client::builder()
+        .crypto_provider(crypto)
+        .identity_provider(BasicIdentityProvider)
+        .custom_proposal_type(CUSTOM.into())
+        .signing_identity(SigningIdentity::new(credential, public), secret, suite)
+        .build();
+    let (_, commit) = eve
+        .external_commit_builder()
+        .expect("builder")
+        .with_custom_proposal(mls_rs::group::proposal::CustomProposal::new(
+            CUSTOM.into(),
+            b"eve was here".to_vec(),
+        ))
+        .build(MlsMessage::from_bytes(&group_info).expect("group info"))
+        .expect("eve's external commit");
+    let hostile = commit.to_bytes().expect("bytes");
+
+    let (epoch, authenticator) = (group.epoch().unwrap(), group.epoch_authenticator().unwrap());
+    match group.process_message(hostile) {
+        Err(MlsError::ExternalCommitRefused { reason }) => {
+            assert!(reason.contains("custom"), "{reason}")
+        }
+        Ok(_) => panic!("alice accepted an external commit with a custom proposal"),
+        Err(e) => panic!("alice: unexpected {e:?}"),
+    }
+    assert_eq!(group.epoch().unwrap(), epoch);
+    assert_eq!(group.epoch_authenticator().unwrap(), authenticator);
+    assert!(group.pending_proposals().unwrap().is_empty());
+}
