@@ -63,14 +63,13 @@ impl IdentityProvider for AnySuccessor {
     }
 }
 
-/// An external commit by `identity` from `group_info` that removes leaf
-/// `remove`, built by mls-rs with `provider`.
-fn external_commit_removing<P: IdentityProvider + Clone + 'static>(
+/// An mls-rs client for `identity` (a new signature key) with `provider`,
+/// supporting the custom proposal types `custom`.
+fn outsider<P: IdentityProvider + Clone + 'static>(
     provider: P,
     identity: &str,
-    group_info: &[u8],
-    remove: u32,
-) -> Result<Vec<u8>, mls_rs::error::MlsError> {
+    custom: &[u16],
+) -> mls_rs::Client<impl mls_rs::client_builder::MlsConfig> {
     let suite = mls_rs::CipherSuite::CURVE25519_AES128;
     let crypto = RustCryptoProvider::default();
     let (secret, public): (SignatureSecretKey, _) = crypto
@@ -79,12 +78,23 @@ fn external_commit_removing<P: IdentityProvider + Clone + 'static>(
         .signature_key_generate()
         .expect("signature key");
     let credential = BasicCredential::new(identity.as_bytes().to_vec()).into_credential();
-    let client = mls_rs::Client::builder()
+    mls_rs::Client::builder()
         .crypto_provider(crypto)
         .identity_provider(provider)
+        .custom_proposal_types(custom.iter().map(|t| (*t).into()))
         .signing_identity(SigningIdentity::new(credential, public), secret, suite)
-        .build();
-    let (_, commit) = client
+        .build()
+}
+
+/// An external commit by `identity` from `group_info` that removes leaf
+/// `remove`, built by mls-rs with `provider`.
+fn external_commit_removing<P: IdentityProvider + Clone + 'static>(
+    provider: P,
+    identity: &str,
+    group_info: &[u8],
+    remove: u32,
+) -> Result<Vec<u8>, mls_rs::error::MlsError> {
+    let (_, commit) = outsider(provider, identity, &[])
         .external_commit_builder()?
         .with_removal(remove)
         .build(MlsMessage::from_bytes(group_info)?)?;
@@ -179,20 +189,7 @@ fn external_commit_with_a_custom_proposal_is_refused_and_changes_nothing() {
     let group = alice.create_group(None).expect("group");
     let group_info = group.export_group_info(true).expect("group info");
 
-    let suite = mls_rs::CipherSuite::CURVE25519_AES128;
-    let crypto = RustCryptoProvider::default();
-    let (secret, public): (SignatureSecretKey, _) = crypto
-        .cipher_suite_provider(suite)
-        .expect("ciphersuite")
-        .signature_key_generate()
-        .expect("signature key");
-    let credential = BasicCredential::new(b"eve".to_vec()).into_credential();
-    let eve = mls_rs::Client::builder()
-        .crypto_provider(crypto)
-        .identity_provider(BasicIdentityProvider)
-        .custom_proposal_type(CUSTOM.into())
-        .signing_identity(SigningIdentity::new(credential, public), secret, suite)
-        .build();
+    let eve = outsider(BasicIdentityProvider, "eve", &[CUSTOM]);
     let (_, commit) = eve
         .external_commit_builder()
         .expect("builder")
